@@ -1,0 +1,298 @@
+"""The client other services import to enqueue jobs and follow them.
+
+It needs no database credentials: it makes the job id itself, sends one ``control``
+task that records and dispatches the job, and reads progress and the final summary
+from the result backend (a cache; the jobs table behind the control tasks is the record).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+from celery.exceptions import TimeoutError as CeleryTimeout
+from kombu.exceptions import OperationalError as KombuOperationalError
+
+from api_client.contract import CONTRACT_VERSION, ErrorCode, JobStatus, TaskName
+from api_client.embedded import embedded_transport
+from api_client.errors import (
+    CipmlError,
+    InvalidRequest,
+    JobCancelled,
+    JobFailed,
+    JobNotFound,
+    JobTimeout,
+    ServiceUnavailable,
+)
+from api_client.progress_bar import ProgressBar
+from api_client.schemas import (
+    ControlReply,
+    JobInfo,
+    JobRef,
+    JobSummary,
+    ListJobsRequest,
+    Progress,
+    SubmitRequest,
+    validate_params,
+)
+
+# Idempotency keys map to job ids deterministically, so a retried submit needs no round trip.
+IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1d2a52-3c1e-4b8e-9a57-2f4b8c8d0c11")
+PROGRESS_STATE = "PROGRESS"
+
+
+def job_id_for_key(idempotency_key: str) -> str:
+    return uuid.uuid5(IDEMPOTENCY_NAMESPACE, idempotency_key).hex
+
+
+def submit_task_id(job_id: str) -> str:
+    return f"submit-{job_id}"
+
+
+class Client:
+    """Enqueue and follow cip-ml jobs.
+
+    ``Client("redis://host:6379/0")`` uses the broker as result backend too;
+    ``Client.embedded(".cipml")`` talks to the no-server transport of a local install.
+    ``ssl`` holds the TLS options for ``rediss://`` (ssl_cert_reqs, ssl_ca_certs, ...).
+    """
+
+    def __init__(
+        self,
+        broker_url: str,
+        result_backend: str | None = None,
+        *,
+        broker_transport_options: dict[str, Any] | None = None,
+        result_backend_transport_options: dict[str, Any] | None = None,
+        ssl: dict[str, Any] | None = None,
+        control_timeout: float = 30.0,
+    ) -> None:
+        if result_backend is None:
+            if not broker_url.startswith(("redis://", "rediss://")):
+                raise InvalidRequest("result_backend is required unless the broker is Redis")
+            result_backend = broker_url
+        self.control_timeout = control_timeout
+        self._app = Celery("cipml-client", broker=broker_url, backend=result_backend,
+                           set_as_current=False)
+        self._app.conf.update(
+            task_serializer="json",
+            result_serializer="json",
+            accept_content=["json"],
+            result_accept_content=["json"],
+            broker_transport_options=broker_transport_options or {},
+            result_backend_transport_options=result_backend_transport_options or {},
+            broker_connection_retry_on_startup=True,
+            broker_use_ssl=ssl,
+            redis_backend_use_ssl=ssl,
+            task_default_queue="control",
+        )
+
+    @classmethod
+    def embedded(cls, root: str | Path = ".cipml", **kwargs: Any) -> Client:
+        transport = embedded_transport(root)
+        return cls(transport.broker_url, transport.result_backend,
+                   broker_transport_options=transport.broker_transport_options, **kwargs)
+
+    # ------------------------------------------------------------------ jobs
+
+    def submit(
+        self,
+        job_type: str,
+        params: dict[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+        job_id: str | None = None,
+        parent_id: str | None = None,
+    ) -> JobHandle:
+        """Validate and enqueue a job; returns at once with a handle to follow it.
+
+        Submitting again with the same ``job_id`` or ``idempotency_key`` returns the
+        existing job instead of starting a second one.
+        """
+        params = {} if params is None else params
+        validate_params(job_type, params)
+        try:
+            json.dumps(params, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InvalidRequest(f"params must be plain JSON: {exc}") from None
+        if job_id is None:
+            job_id = job_id_for_key(idempotency_key) if idempotency_key else uuid.uuid4().hex
+        try:
+            request = SubmitRequest(job_id=job_id, job_type=job_type, params=params,
+                                    idempotency_key=idempotency_key, parent_id=parent_id,
+                                    submitted_at=_utcnow())
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from None
+        self._send(TaskName.SUBMIT, request.model_dump(mode="json"), submit_task_id(job_id))
+        return JobHandle(self, job_id, job_type)
+
+    def handle(self, job_id: str) -> JobHandle:
+        """A handle on an existing job (for example one submitted by another process)."""
+        return JobHandle(self, job_id)
+
+    def job(self, job_id: str) -> JobInfo:
+        reply = self._call(TaskName.GET_JOB, JobRef(job_id=job_id).model_dump())
+        assert reply.job is not None
+        return reply.job
+
+    def jobs(self, *, status: str | list[str] | None = None, job_type: str | None = None,
+             limit: int = 50, offset: int = 0) -> list[JobInfo]:
+        """Jobs, newest first, optionally filtered by status and type."""
+        statuses = [status] if isinstance(status, str) else status
+        for s in statuses or []:
+            if s not in JobStatus._value2member_map_:
+                raise InvalidRequest(f"unknown status {s!r}; one of {', '.join(JobStatus)}")
+        try:
+            request = ListJobsRequest(status=statuses, job_type=job_type, limit=limit, offset=offset)
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from None
+        return self._call(TaskName.LIST_JOBS, request.model_dump()).jobs or []
+
+    def cancel(self, job_id: str, actor: str | None = None) -> str:
+        """Cancel a job; returns what happened (a finished job is left as it is, and said so)."""
+        reply = self._call(TaskName.CANCEL, JobRef(job_id=job_id, actor=actor).model_dump())
+        return reply.message or ""
+
+    def close(self) -> None:
+        self._app.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _send(self, name: str, payload: dict[str, Any], task_id: str | None = None) -> Any:
+        try:
+            return self._app.send_task(name, args=[payload], queue="control", task_id=task_id)
+        except KombuOperationalError as exc:
+            raise ServiceUnavailable(f"cannot reach the broker: {exc}") from exc
+
+    def _call(self, name: str, payload: dict[str, Any]) -> ControlReply:
+        pending = self._send(name, payload)
+        try:
+            raw = pending.get(timeout=self.control_timeout, interval=0.02)
+        except CeleryTimeout:
+            raise ServiceUnavailable(
+                f"no worker answered {name} within {self.control_timeout:g}s: start one that "
+                "consumes the 'control' queue (cipml worker)"
+            ) from None
+        except KombuOperationalError as exc:
+            raise ServiceUnavailable(f"cannot reach the result backend: {exc}") from exc
+        finally:
+            pending.forget()
+        reply = ControlReply.model_validate(raw)
+        if not reply.ok:
+            raise _error_from(reply)
+        return reply
+
+    def _summary(self, job_id: str) -> tuple[str, dict[str, Any] | None]:
+        meta = self._app.backend.get_task_meta(job_id)
+        return meta.get("status", "PENDING"), meta.get("result")
+
+    def _submit_pending(self, job_id: str) -> bool:
+        return self._app.backend.get_task_meta(submit_task_id(job_id)).get("status") == "PENDING"
+
+
+class JobHandle:
+    """A submitted job: ``status()``, ``progress()``, ``result()``, ``wait()``, ``cancel()``."""
+
+    def __init__(self, client: Client, job_id: str, job_type: str | None = None) -> None:
+        self.client = client
+        self.id = job_id
+        self.job_type = job_type
+
+    def __repr__(self) -> str:
+        return f"JobHandle(id={self.id!r}, type={self.job_type!r})"
+
+    def info(self) -> JobInfo:
+        """The job's record; QUEUED while the submit message itself is still in the queue."""
+        try:
+            return self.client.job(self.id)
+        except JobNotFound:
+            if self.job_type is not None and self.client._submit_pending(self.id):
+                return JobInfo(id=self.id, type=self.job_type, status=JobStatus.QUEUED)
+            raise
+
+    def status(self) -> str:
+        return self.info().status
+
+    def progress(self) -> Progress | None:
+        state, meta = self.client._summary(self.id)
+        if state == PROGRESS_STATE and isinstance(meta, dict) and meta.get("progress"):
+            return Progress.model_validate(meta["progress"])
+        return self.info().progress
+
+    def cancel(self) -> str:
+        return self.client.cancel(self.id)
+
+    def wait(self, timeout: float | None = None, progress: bool = True) -> dict[str, Any]:
+        """Wait for the end and return the result; draws a bar when stderr is a terminal."""
+        bar = ProgressBar(f"{self.job_type or 'job'} {self.id[:8]}", enabled=None if progress else False)
+        try:
+            return self._poll(timeout, bar)
+        finally:
+            bar.close()
+
+    def result(self, timeout: float | None = None) -> dict[str, Any]:
+        """The job's result; raises JobFailed / JobCancelled / JobTimeout."""
+        return self._poll(timeout, ProgressBar("", enabled=False))
+
+    def _poll(self, timeout: float | None, bar: ProgressBar) -> dict[str, Any]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        interval, next_record_check = 0.01, time.monotonic() + 2.0
+        while True:
+            state, meta = self.client._summary(self.id)
+            if state == "SUCCESS" and isinstance(meta, dict):
+                return _outcome(JobSummary.model_validate(meta))
+            if state == PROGRESS_STATE and isinstance(meta, dict) and meta.get("progress"):
+                bar.update(JobStatus.RUNNING, Progress.model_validate(meta["progress"]))
+            if time.monotonic() >= next_record_check:
+                # The result backend is a cache: fall back on the durable record now and then.
+                info = self.info()
+                bar.update(info.status, info.progress)
+                if JobStatus(info.status).is_terminal:
+                    return _outcome(JobSummary(job_id=info.id, status=info.status,
+                                               result=info.result, error=info.error))
+                next_record_check = time.monotonic() + 2.0
+            if deadline is not None and time.monotonic() >= deadline:
+                raise JobTimeout(f"job {self.id} did not finish within {timeout:g}s; "
+                                 "it keeps running (wait again, or cancel it)")
+            time.sleep(interval)
+            interval = min(interval * 1.5, 0.25)
+
+
+def _outcome(summary: JobSummary) -> dict[str, Any]:
+    if summary.contract > CONTRACT_VERSION:
+        raise CipmlError(f"the worker speaks contract {summary.contract}, this client "
+                         f"{CONTRACT_VERSION}: upgrade the client", code="contract_version_unsupported")
+    if summary.status == JobStatus.SUCCEEDED:
+        return summary.result or {}
+    error = summary.error
+    if summary.status == JobStatus.CANCELLED:
+        raise JobCancelled(error.message if error else None, job_id=summary.job_id)
+    raise JobFailed(error.message if error else "the job failed",
+                    code=error.code if error else ErrorCode.INTERNAL_ERROR, job_id=summary.job_id)
+
+
+def _error_from(reply: ControlReply) -> CipmlError:
+    code = reply.error.code if reply.error else ErrorCode.INTERNAL_ERROR
+    message = reply.error.message if reply.error else "the control task failed"
+    if code == ErrorCode.JOB_NOT_FOUND:
+        return JobNotFound(message)
+    if code in (ErrorCode.INVALID_PARAMS, ErrorCode.UNKNOWN_JOB_TYPE, ErrorCode.INVALID_MESSAGE,
+                ErrorCode.CONTRACT_VERSION_UNSUPPORTED):
+        return InvalidRequest(message, code=code)
+    return CipmlError(message, code=code)
+
+
+def _utcnow() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)

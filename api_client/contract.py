@@ -1,0 +1,73 @@
+"""The job contract: names, statuses, error codes and queues that every layer shares.
+
+Pure data. Bump CONTRACT_VERSION when a message changes shape incompatibly; workers
+refuse messages from a newer contract with ``contract_version_unsupported``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+CONTRACT_VERSION = 1
+
+
+class Queue(StrEnum):
+    CONTROL = "control"
+    PREPROCESSING = "preprocessing"
+    TRAINING = "training"
+    TRIALS = "trials"
+    SCORING = "scoring"
+    MONITORING = "monitoring"
+
+
+ALL_QUEUES: tuple[str, ...] = tuple(q.value for q in Queue)
+
+
+class JobStatus(StrEnum):
+    QUEUED = "QUEUED"  # accepted, waiting in a broker queue
+    WAITING = "WAITING"  # waiting on sub-work it fanned out, or on an admission slot
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+class ErrorCode(StrEnum):
+    """Stable error codes; the docs (docs/errors.md) say what each means and what to do."""
+
+    UNKNOWN_JOB_TYPE = "unknown_job_type"
+    INVALID_PARAMS = "invalid_params"
+    INVALID_MESSAGE = "invalid_message"
+    CONTRACT_VERSION_UNSUPPORTED = "contract_version_unsupported"
+    JOB_NOT_FOUND = "job_not_found"
+    WORKER_LOST = "worker_lost"
+    TIME_LIMIT_EXCEEDED = "time_limit_exceeded"
+    DATABASE_UNAVAILABLE = "database_unavailable"
+    INTERNAL_ERROR = "internal_error"
+    CANCELLED = "cancelled"
+    FAULT_INJECTION_DISABLED = "fault_injection_disabled"
+    DATASET_NOT_FOUND = "dataset_not_found"
+    ARTIFACT_NOT_FOUND = "artifact_not_found"
+    ARTIFACT_CORRUPT = "artifact_corrupt"
+    PATH_OUTSIDE_ROOT = "path_outside_root"
+
+
+class TaskName(StrEnum):
+    """Celery task names: the only way one layer starts work owned by another."""
+
+    SUBMIT = "cipml.control.submit"
+    GET_JOB = "cipml.control.get_job"
+    LIST_JOBS = "cipml.control.list_jobs"
+    CANCEL = "cipml.control.cancel"
+
+
+def job_task_name(job_type: str) -> str:
+    """Name of the task that runs a job of ``job_type`` (e.g. ``cipml.job.diagnostics.probe``)."""
+    return f"cipml.job.{job_type}"

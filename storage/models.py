@@ -1,0 +1,192 @@
+"""SQLAlchemy 2.0 typed models. Alembic migrations (storage/migrations) make the schema."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Stable constraint names, so migrations can name what they alter on every backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite hands back naive ones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: pass an aware one (UTC)")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dict[str, Any]: JsonType, list[Any]: JsonType, datetime: UtcDateTime}
+
+
+class Job(Base):
+    """The durable record of one job (the result backend is only a cache of it)."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    type: Mapped[str] = mapped_column(String(100))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16))
+    progress: Mapped[dict[str, Any] | None]
+    result: Mapped[dict[str, Any] | None]
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    parent_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"), index=True)
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    queue: Mapped[str | None] = mapped_column(String(32))
+    submitted_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    dispatched_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    worker: Mapped[str | None] = mapped_column(String(200))
+    wall_s: Mapped[float | None]
+    cpu_s: Mapped[float | None]
+    peak_rss_bytes: Mapped[int | None] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        Index("ix_jobs_status_created_at", "status", "created_at"),
+        Index("ix_jobs_type_created_at", "type", "created_at"),
+    )
+
+
+class JobEvent(Base):
+    """What happened to a job, in order: submitted, started (per attempt), cancelled, ended."""
+
+    __tablename__ = "job_events"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(32))
+    attempt: Mapped[int | None]
+    worker: Mapped[str | None] = mapped_column(String(200))
+    detail: Mapped[dict[str, Any] | None]
+
+
+class Artifact(Base):
+    """A content-addressed object in the artifact store."""
+
+    __tablename__ = "artifacts"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    uri: Mapped[str] = mapped_column(Text)
+    media_type: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ArtifactRef(Base):
+    """One owner holding an artifact; the reference count is the number of these rows."""
+
+    __tablename__ = "artifact_refs"
+
+    sha256: Mapped[str] = mapped_column(
+        ForeignKey("artifacts.sha256", ondelete="RESTRICT"), primary_key=True
+    )
+    owner_kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Dataset(Base):
+    """A registered table: a Parquet artifact with its lineage."""
+
+    __tablename__ = "datasets"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int]
+    source_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    stored_sha256: Mapped[str] = mapped_column(ForeignKey("artifacts.sha256"))
+    rows: Mapped[int] = mapped_column(BigInteger)
+    columns: Mapped[int]
+    schema: Mapped[list[Any]] = mapped_column(default=list)
+    source_uri: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by_job: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"), index=True)
+
+    __table_args__ = (
+        UniqueConstraint("name", "version"),
+        # A job registers each named output once, however often it is delivered.
+        UniqueConstraint("created_by_job", "name"),
+    )
+
+
+class FanInGroup(Base):
+    """Work split over many parts that ends in one follow-up task."""
+
+    __tablename__ = "fan_in_groups"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"),
+                                               index=True)
+    expected: Mapped[int]
+    completed: Mapped[int] = mapped_column(default=0)
+    follow_up_task: Mapped[str] = mapped_column(String(200))
+    follow_up_queue: Mapped[str] = mapped_column(String(32))
+    follow_up_payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ready_at: Mapped[datetime | None]
+    # The part whose completion made the group ready sends the follow-up; if it dies before
+    # marking it sent, its redelivery sends again (and only it: never two senders at once).
+    ready_part_id: Mapped[str | None] = mapped_column(String(128))
+    dispatched_at: Mapped[datetime | None]
+
+
+class FanInPart(Base):
+    __tablename__ = "fan_in_parts"
+
+    group_id: Mapped[str] = mapped_column(
+        ForeignKey("fan_in_groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    part_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    completed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    result: Mapped[dict[str, Any] | None]

@@ -1,0 +1,63 @@
+"""The Celery app: JSON only, late acks, one queue per job family, bounded tasks."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery, signals
+from kombu import Queue
+
+from api_client.contract import ALL_QUEUES
+from workers import logs
+from workers.settings import Settings
+
+TASK_MODULES = ["workers.control.tasks", "workers.diagnostics.tasks"]
+
+
+def create_app(settings: Settings) -> Celery:
+    app = Celery("cipml", broker=settings.broker, backend=settings.backend,
+                 include=TASK_MODULES)
+    ssl = settings.redis_ssl_options()
+    control_soft, control_hard = settings.limits_for("control")
+    app.conf.update(
+        # JSON only on the wire: nothing from the broker may run code when decoded.
+        task_serializer="json",
+        result_serializer="json",
+        event_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        # At-least-once: ack after the work, requeue when the worker process dies.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_queues=[Queue(name, routing_key=name) for name in ALL_QUEUES],
+        task_default_queue="control",
+        task_create_missing_queues=False,
+        broker_transport_options=settings.broker_transport_options(),
+        broker_connection_retry_on_startup=True,
+        broker_use_ssl=ssl,
+        redis_backend_use_ssl=ssl,
+        # Default bound for tasks that get none per message (control, fan-in parts).
+        task_soft_time_limit=control_soft,
+        task_time_limit=control_hard,
+        # What Flower and `celery events` show.
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        task_track_started=True,
+        result_expires=7 * 24 * 3600,
+        result_extended=False,
+        worker_hijack_root_logger=True,
+        worker_redirect_stdouts=False,
+    )
+    app.cipml_settings = settings  # type: ignore[attr-defined]
+    _install_logging(settings)
+    return app
+
+
+def _install_logging(settings: Settings) -> None:
+    def setup(logger: logging.Logger, **_: Any) -> None:
+        logs.configure(logger, settings.log_format)
+
+    signals.after_setup_logger.connect(setup, weak=False)
+    signals.after_setup_task_logger.connect(setup, weak=False)

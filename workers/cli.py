@@ -1,0 +1,236 @@
+"""`cipml`: run the service (db, worker, beat) and drive jobs from a shell."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import click
+
+from api_client import Client, JobStatus
+from api_client.embedded import EMBEDDED_WARNING
+from api_client.errors import CipmlError, JobFailed
+from api_client.schemas import JobInfo
+from workers.settings import Settings
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValueError as exc:
+        raise click.ClickException(f"bad CIPML_* setting: {exc}") from None
+
+
+def _client(settings: Settings) -> Client:
+    return Client(settings.broker, settings.backend,
+                  broker_transport_options=settings.broker_transport_options(),
+                  ssl=settings.redis_ssl_options())
+
+
+def _warn_if_embedded(settings: Settings) -> None:
+    if settings.embedded:
+        click.secho("note: " + EMBEDDED_WARNING.format(root=settings.home.resolve()),
+                    fg="yellow", err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """cip-ml: ML jobs for customer intelligence on Celery workers."""
+
+
+@main.command()
+def info() -> None:
+    """Show the resolved settings (secrets masked)."""
+    for key, value in _settings().describe().items():
+        click.echo(f"{key:15} {value}")
+
+
+# ---------------------------------------------------------------------- db
+
+
+@main.group()
+def db() -> None:
+    """Database schema (Alembic migrations)."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Create or migrate the schema to the current version."""
+    from storage.migrate import upgrade
+
+    settings = _settings()
+    if settings.embedded:
+        settings.home.mkdir(parents=True, exist_ok=True)
+    reached = upgrade(settings.database, revision)
+    click.echo(f"database {settings.describe()['database']} at schema {reached}")
+
+
+@db.command("current")
+def db_current() -> None:
+    """Print the schema version of the database and the one this code needs."""
+    from storage.db import make_engine
+    from storage.migrate import current_revision, head_revision
+
+    engine = make_engine(_settings().database)
+    try:
+        click.echo(f"database: {current_revision(engine) or '(empty)'}  code: {head_revision()}")
+    finally:
+        engine.dispose()
+
+
+# ---------------------------------------------------------------------- processes
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.option("-Q", "--queues", default=None, help="Comma-separated queues (default: all).")
+@click.option("-c", "--concurrency", type=int, default=None, help="Pool processes (default: CPUs).")
+@click.option("-n", "--hostname", default=None, help="Worker node name.")
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+def worker(queues: str | None, concurrency: int | None, hostname: str | None,
+           celery_args: tuple[str, ...]) -> None:
+    """Start a worker (over `celery worker`; extra arguments go to Celery)."""
+    from api_client.contract import ALL_QUEUES
+    from storage.db import make_engine
+    from storage.errors import SchemaOutOfDate
+    from storage.migrate import ensure_current
+
+    settings = _settings()
+    engine = make_engine(settings.database)
+    try:
+        ensure_current(engine)
+    except SchemaOutOfDate as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        engine.dispose()
+    selected = queues or ",".join(ALL_QUEUES)
+    unknown = set(selected.split(",")) - set(ALL_QUEUES)
+    if unknown:
+        raise click.ClickException(f"unknown queue(s) {sorted(unknown)}; known: {ALL_QUEUES}")
+    _warn_if_embedded(settings)
+    argv = ["worker", "-Q", selected, "--loglevel", settings.log_level]
+    if concurrency:
+        argv += ["-c", str(concurrency)]
+    if hostname:
+        argv += ["-n", hostname]
+    from workers.celery_app import create_app
+
+    create_app(settings).worker_main(argv + list(celery_args))
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+def beat(celery_args: tuple[str, ...]) -> None:
+    """Start celery-beat with the scheduler's sweeps (run exactly one per cluster)."""
+    settings = _settings()
+    _warn_if_embedded(settings)
+    schedule_file = str(settings.home / "beat-schedule")
+    settings.home.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "celery", "-A", "scheduler.beat", "beat",
+               "--loglevel", settings.log_level, "-s", schedule_file, *celery_args]
+    raise SystemExit(subprocess.call(command, env=os.environ.copy()))
+
+
+# ---------------------------------------------------------------------- jobs
+
+
+def _parse_params(params: str | None, pairs: tuple[str, ...]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if params:
+        try:
+            values = json.loads(params)
+        except json.JSONDecodeError as exc:
+            raise click.BadParameter(f"--params is not JSON: {exc}") from None
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep:
+            raise click.BadParameter(f"-p takes key=value, got {pair!r}")
+        try:
+            values[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            values[key] = raw
+    return values
+
+
+def _print_job(job: JobInfo) -> None:
+    click.echo(json.dumps(job.model_dump(mode="json", exclude_none=True), indent=2))
+
+
+def _run_client(action: Any) -> Any:
+    try:
+        return action()
+    except JobFailed as exc:
+        click.secho(f"job failed: {exc}", fg="red", err=True)
+        raise SystemExit(1) from None
+    except CipmlError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@click.argument("job_type")
+@click.option("--params", help="Params as a JSON object.")
+@click.option("-p", "pairs", multiple=True, help="One param as key=value (value parsed as JSON).")
+@click.option("--key", "idempotency_key", help="Idempotency key: resubmitting returns the same job.")
+@click.option("--wait/--no-wait", default=False, help="Wait for the result with a progress bar.")
+@click.option("--timeout", type=float, default=None)
+def submit(job_type: str, params: str | None, pairs: tuple[str, ...],
+           idempotency_key: str | None, wait: bool, timeout: float | None) -> None:
+    """Submit a job; prints its id (and with --wait its result)."""
+    settings = _settings()
+    with _client(settings) as client:
+        handle = _run_client(lambda: client.submit(job_type, _parse_params(params, pairs),
+                                                   idempotency_key=idempotency_key))
+        click.echo(handle.id)
+        if wait:
+            result = _run_client(lambda: handle.wait(timeout=timeout))
+            click.echo(json.dumps(result, indent=2))
+
+
+@main.command()
+@click.argument("job_id")
+def status(job_id: str) -> None:
+    """Show a job's record."""
+    with _client(_settings()) as client:
+        _print_job(_run_client(lambda: client.job(job_id)))
+
+
+@main.command()
+@click.argument("job_id")
+@click.option("--timeout", type=float, default=None)
+def wait(job_id: str, timeout: float | None) -> None:
+    """Wait for a job with a progress bar and print its result."""
+    with _client(_settings()) as client:
+        result = _run_client(lambda: client.handle(job_id).wait(timeout=timeout))
+        click.echo(json.dumps(result, indent=2))
+
+
+@main.command()
+@click.option("--status", "statuses", multiple=True,
+              type=click.Choice([s.value for s in JobStatus]))
+@click.option("--type", "job_type", default=None)
+@click.option("--limit", type=int, default=20, show_default=True)
+def jobs(statuses: tuple[str, ...], job_type: str | None, limit: int) -> None:
+    """List jobs, newest first."""
+    with _client(_settings()) as client:
+        rows = _run_client(lambda: client.jobs(status=list(statuses) or None, job_type=job_type,
+                                               limit=limit))
+    for job in rows:
+        line = job.progress.line if job.progress else ""
+        error = f"[{job.error.code}] " if job.error else ""
+        created = job.created_at.strftime("%Y-%m-%d %H:%M:%S") if job.created_at else ""
+        click.echo(f"{job.id:32}  {job.type:22} {job.status:9} {created}  {error}{line}")
+
+
+@main.command()
+@click.argument("job_id")
+def cancel(job_id: str) -> None:
+    """Cancel a job (a finished one is left as it is)."""
+    with _client(_settings()) as client:
+        click.echo(_run_client(lambda: client.cancel(job_id)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The job machinery every job family shares: claim, run, report progress, finish."""

@@ -1,0 +1,224 @@
+"""Run a job delivered to a worker: claim it, run its handler, record how it ended.
+
+A delivery claims the job in one transaction: a finished, cancelled or WAITING job is
+not run again (a redelivered message returns the recorded outcome); every claim counts
+an attempt, and past CIPML_MAX_ATTEMPTS the job ends FAILED ``worker_lost`` instead of
+running. Whatever happens inside the handler, the job ends with a status and the worker
+keeps serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from celery import Task
+from celery.exceptions import SoftTimeLimitExceeded
+
+from api_client.contract import ErrorCode, JobStatus
+from api_client.errors import InvalidRequest
+from api_client.schemas import ErrorInfo, JobSummary, validate_params
+from storage.db import is_transient, transaction
+from storage.errors import NotFound
+from storage.jobs import JobRepository
+from storage.models import Job, utcnow
+from workers.jobs.context import JobContext
+from workers.jobs.errors import JobCancelledSignal, JobError
+from workers.jobs.messages import JobMessage
+from workers.jobs.registry import Handler, Waiting
+from workers.jobs.resources import ResourceMeter
+from workers.logs import job_logging
+from workers.runtime import Runtime, runtime_for
+
+log = logging.getLogger("cipml.job")
+
+DB_RETRY_LIMIT = 5
+
+
+class JobTask(Task):  # type: ignore[misc]
+    """Base of job tasks: the job row, not Celery's result, is the outcome."""
+
+    abstract = True
+    ignore_result = True
+    acks_late = True
+    reject_on_worker_lost = True
+    max_retries = DB_RETRY_LIMIT
+
+
+@dataclass(frozen=True)
+class Claim:
+    run: bool
+    attempt: int
+    job: Job
+
+
+def run_job(task: Task, raw_message: Any, handler: Handler) -> dict[str, Any]:
+    """The body of every job task: the job's first step."""
+    return _run_step(task, raw_message, handler, follow_up=False)
+
+
+def run_follow_up(task: Task, raw_message: Any, step: Callable[[JobContext], dict[str, Any]]
+                  ) -> dict[str, Any]:
+    """The body of a follow-up task that ends a WAITING job (started by the fan-in helper)."""
+    return _run_step(task, raw_message, lambda ctx, _params: step(ctx), follow_up=True)
+
+
+def _run_step(task: Task, raw_message: Any, handler: Handler, *, follow_up: bool
+              ) -> dict[str, Any]:
+    try:
+        job_id = JobMessage.parse(raw_message).job_id if not follow_up else _job_id(raw_message)
+    except InvalidRequest as exc:
+        log.error("refused a job message: %s", exc)
+        return {"ok": False, "error": {"code": exc.code, "message": exc.message}}
+    runtime = runtime_for(task.app)
+    with job_logging(job_id):
+        try:
+            return _run(task, runtime, job_id, handler, follow_up)
+        except Exception as exc:
+            if is_transient(exc) and task.request.retries < DB_RETRY_LIMIT:
+                log.warning("database unavailable (%s); retrying the job", exc)
+                raise task.retry(countdown=2 ** task.request.retries, exc=exc) from exc
+            raise
+
+
+def _job_id(raw: Any) -> str:
+    if isinstance(raw, dict) and isinstance(raw.get("job_id"), str):
+        return str(raw["job_id"])
+    raise InvalidRequest("a follow-up message needs a string 'job_id'",
+                         code=ErrorCode.INVALID_MESSAGE)
+
+
+def _run(task: Task, runtime: Runtime, job_id: str, handler: Handler, follow_up: bool
+         ) -> dict[str, Any]:
+    redelivered = bool((task.request.delivery_info or {}).get("redelivered")) or bool(
+        task.request.retries)
+    claim = _claim(runtime, job_id, redelivered, follow_up)
+    if not claim.run:
+        return publish(task, claim.job)
+    ctx = JobContext(runtime, task, claim.job.id, claim.job.type, claim.attempt)
+    outcome: dict[str, Any] | Waiting | None = None
+    status, error = JobStatus.SUCCEEDED, None
+    meter = ResourceMeter()
+    try:
+        with meter:
+            params = validate_params(claim.job.type, claim.job.params)
+            outcome = handler(ctx, params)
+    except InvalidRequest as exc:
+        status, error = JobStatus.FAILED, ErrorInfo(code=exc.code, message=exc.message)
+    except JobError as exc:
+        status, error = JobStatus.FAILED, ErrorInfo(code=exc.code, message=exc.message)
+    except JobCancelledSignal:
+        status, error = JobStatus.CANCELLED, ErrorInfo(
+            code=ErrorCode.CANCELLED, message="cancelled on request while running")
+    except SoftTimeLimitExceeded:
+        soft, _ = runtime.settings.limits_for(claim.job.queue or "control")
+        status, error = JobStatus.FAILED, ErrorInfo(code=ErrorCode.TIME_LIMIT_EXCEEDED, message=(
+            f"the job ran past its {soft:g}s soft time limit; raise it with CIPML_TIME_LIMITS "
+            "or give the job less work"))
+    except Exception as exc:
+        if is_transient(exc):
+            raise
+        log.error("job crashed: %s", traceback.format_exc())
+        status, error = JobStatus.FAILED, ErrorInfo(code=ErrorCode.INTERNAL_ERROR, message=(
+            f"unexpected {type(exc).__name__}: {exc}. The worker logs (job_id={claim.job.id}) "
+            "have the traceback; please report it."))
+    usage = meter.usage.as_columns() if meter.usage else None
+    if isinstance(outcome, Waiting):
+        return _wait(runtime, claim.job.id, outcome, usage)
+    return finish(task, runtime, claim.job.id, status, result=outcome if error is None else None,
+                  error=error, resources=usage)
+
+
+def _claim(runtime: Runtime, job_id: str, redelivered: bool, follow_up: bool) -> Claim:
+    """Decide whether this delivery runs the step. A step starts from QUEUED (the first
+    step) or WAITING (a follow-up); a RUNNING job is taken over only by a redelivery
+    (its previous delivery died), never by a duplicate message. Attempts count the first
+    delivery and every redelivery."""
+    entry = JobStatus.WAITING if follow_up else JobStatus.QUEUED
+    max_attempts = runtime.settings.max_attempts
+    with transaction(runtime.sessions) as session:
+        jobs = JobRepository(session)
+        job = jobs.get(job_id, for_update=True)
+        if job is None:
+            raise NotFound(f"job {job_id} has no record; was it submitted through control?")
+        takeover = job.status == JobStatus.RUNNING and redelivered
+        if job.status != entry and not takeover:
+            if job.status == JobStatus.RUNNING:
+                log.warning("duplicate delivery of a running job ignored")
+            return Claim(run=False, attempt=job.attempts, job=job)
+        if job.cancel_requested:
+            jobs.finish(job_id, JobStatus.CANCELLED, error_code=ErrorCode.CANCELLED,
+                        error_message="cancelled before it started")
+            jobs.add_event(job_id, "cancelled", attempt=job.attempts)
+            session.flush()
+            session.refresh(job)
+            return Claim(run=False, attempt=job.attempts, job=job)
+        if takeover or not follow_up:
+            job.attempts += 1
+        if job.attempts > max_attempts:
+            jobs.finish(job_id, JobStatus.FAILED, error_code=ErrorCode.WORKER_LOST, error_message=(
+                f"the job was delivered {max_attempts} times and its worker process died each "
+                f"time (killed, out of memory, or past its hard time limit; last worker "
+                f"{job.worker}). It was not run again: check that worker's logs and memory, "
+                "then resubmit"))
+            jobs.add_event(job_id, "failed", attempt=job.attempts, detail={"code": "worker_lost"})
+            session.flush()
+            session.refresh(job)
+            return Claim(run=False, attempt=job.attempts, job=job)
+        job.status = JobStatus.RUNNING.value
+        job.started_at = job.started_at or utcnow()
+        job.heartbeat_at = utcnow()
+        job.worker = runtime.worker_name
+        jobs.add_event(job_id, "follow_up_started" if follow_up else "started",
+                       attempt=job.attempts, worker=runtime.worker_name,
+                       detail={"redelivered": redelivered})
+        return Claim(run=True, attempt=job.attempts, job=job)
+
+
+def _wait(runtime: Runtime, job_id: str, waiting: Waiting,
+          usage: dict[str, Any] | None) -> dict[str, Any]:
+    with transaction(runtime.sessions) as session:
+        jobs = JobRepository(session)
+        job = jobs.require(job_id, for_update=True)
+        if job.status == JobStatus.RUNNING:
+            job.status = JobStatus.WAITING.value
+            job.progress = {**(job.progress or {}), "line": waiting.line}
+            for key, value in (usage or {}).items():
+                setattr(job, key, value)
+            jobs.add_event(job_id, "waiting", attempt=job.attempts)
+    return {"job_id": job_id, "status": job.status}
+
+
+def finish(task: Task, runtime: Runtime, job_id: str, status: JobStatus, *,
+           result: dict[str, Any] | None = None, error: ErrorInfo | None = None,
+           resources: dict[str, Any] | None = None) -> dict[str, Any]:
+    """End the job (unless it already ended) and publish its summary."""
+    with transaction(runtime.sessions) as session:
+        jobs = JobRepository(session)
+        ended = jobs.finish(job_id, status, result=result,
+                            error_code=error.code if error else None,
+                            error_message=error.message if error else None, resources=resources)
+        if ended:
+            jobs.add_event(job_id, status.value.lower(),
+                           detail={"code": error.code} if error else None)
+        job = jobs.require(job_id)
+    if ended:
+        log.info("job %s", job.status, extra={"data": {"error_code": job.error_code}})
+    return publish(task, job)
+
+
+def summary_of(job: Job) -> JobSummary:
+    error = ErrorInfo(code=job.error_code, message=job.error_message or "") if job.error_code \
+        else None
+    return JobSummary(job_id=job.id, status=job.status, result=job.result, error=error)
+
+
+def publish(task: Task, job: Job) -> dict[str, Any]:
+    """Put the summary of an ended job in the result backend, where clients wait for it."""
+    summary = summary_of(job).model_dump(mode="json")
+    if JobStatus(job.status).is_terminal:
+        task.backend.store_result(job.id, summary, "SUCCESS")
+    return summary

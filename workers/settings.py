@@ -1,0 +1,198 @@
+"""One frozen settings object, read from ``CIPML_*`` environment variables by entry points.
+
+Everything below the entry points receives values as arguments. With nothing set, the
+embedded defaults need no server: SQLite and artifacts under ``CIPML_HOME`` (./.cipml) and
+a broker in a folder there (single machine, at-most-once).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from api_client.contract import ALL_QUEUES
+from api_client.embedded import embedded_transport, is_embedded
+
+# (soft, hard) seconds per queue: a job that passes the soft limit fails with
+# time_limit_exceeded; the hard limit kills its process. Long work is split into steps.
+DEFAULT_TIME_LIMITS: dict[str, tuple[float, float]] = {
+    "control": (30, 60),
+    "preprocessing": (1800, 1900),
+    "training": (1800, 1900),
+    "trials": (1800, 1900),
+    "scoring": (600, 660),
+    "monitoring": (600, 660),
+}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CIPML_", frozen=True, extra="ignore")
+
+    home: Path = Field(Path(".cipml"), description=(
+        "Folder of the embedded defaults: SQLite database, artifacts and the no-server broker."))
+    broker_url: str | None = Field(None, description=(
+        "Celery broker, e.g. redis://host:6379/0 or rediss://... (TLS). "
+        "Default: the embedded folder broker (single machine, at-most-once, no revoke)."))
+    result_backend: str | None = Field(None, description=(
+        "Celery result backend (a cache of job summaries and progress). "
+        "Default: the broker URL when it is Redis, else a folder under CIPML_HOME."))
+    database_url: str | None = Field(None, description=(
+        "SQLAlchemy URL of the job/registry database, e.g. "
+        "postgresql+psycopg://user@host/db?sslmode=verify-full (TLS options pass through in the "
+        "URL). Default: sqlite:///$CIPML_HOME/cipml.sqlite."))
+    optuna_storage_url: str | None = Field(None, description=(
+        "Optuna RDB storage for shared studies. Default: the database URL."))
+    artifact_root: str | None = Field(None, description=(
+        "Artifact store: a folder or any fsspec URL (s3://bucket/prefix, ...). "
+        "Default: $CIPML_HOME/artifacts."))
+    data_roots: Annotated[list[str], NoDecode] = Field(default_factory=list, description=(
+        "Comma-separated folders (or fsspec URL prefixes) clients may read input files from. "
+        "Default: ./data and $CIPML_HOME/data."))
+    time_limits: dict[str, tuple[float, float]] = Field(default_factory=dict, description=(
+        'JSON object of per-queue [soft, hard] seconds overriding the defaults, e.g. '
+        '{"training": [3300, 3600]}. Defaults: control 30/60, preprocessing, training, trials '
+        '1800/1900, scoring and monitoring 600/660.'))
+    visibility_timeout_s: float | None = Field(None, description=(
+        "Redis visibility timeout: an unacknowledged job is redelivered after this long (a "
+        "killed worker). Must exceed every hard time limit. Default: longest hard limit + 300."))
+    max_attempts: int = Field(3, ge=1, le=100, description=(
+        "Deliveries of one job before it ends FAILED with worker_lost."))
+    max_training_jobs: int = Field(5, ge=1, description=(
+        "Training jobs allowed to run at once across the cluster; the rest wait."))
+    inline_batch_max_rows: int = Field(1000, ge=1, le=100_000, description=(
+        "Largest batch of rows a client may send inline (larger batches go by reference)."))
+    redis_tls_ca_file: str | None = Field(None, description=(
+        "CA bundle for rediss:// broker and result backend."))
+    redis_tls_cert_file: str | None = Field(None, description="Client certificate for rediss://.")
+    redis_tls_key_file: str | None = Field(None, description="Client key for rediss://.")
+    redis_tls_cert_reqs: Literal["required", "optional", "none"] = Field("required", description=(
+        "Server certificate check for rediss://."))
+    progress_interval_s: float = Field(0.5, ge=0, description=(
+        "Least time between two progress writes of one job to the database."))
+    allow_fault_injection: bool = Field(False, description=(
+        "Let diagnostics jobs kill their own process or hold transactions (tests and drills)."))
+    log_format: Literal["json", "text"] = Field("json", description="Worker log format.")
+    log_level: str = Field("INFO", description="Worker log level.")
+
+    @field_validator("data_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("time_limits")
+    @classmethod
+    def _check_limits(cls, value: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        for queue, (soft, hard) in value.items():
+            if queue not in ALL_QUEUES:
+                raise ValueError(f"unknown queue {queue!r} in CIPML_TIME_LIMITS")
+            if not 0 < soft < hard:
+                raise ValueError(f"{queue}: need 0 < soft < hard, got {soft}/{hard}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_visibility(self) -> Settings:
+        if self.visibility_timeout_s is not None and self.visibility_timeout_s <= self.longest_hard_limit:
+            raise ValueError(
+                f"CIPML_VISIBILITY_TIMEOUT_S ({self.visibility_timeout_s:g}) must exceed the "
+                f"longest hard time limit ({self.longest_hard_limit:g}), or a running job would "
+                "be redelivered to a second worker")
+        return self
+
+    # ------------------------------------------------------------------ resolved values
+
+    def limits_for(self, queue: str) -> tuple[float, float]:
+        return self.time_limits.get(queue, DEFAULT_TIME_LIMITS[queue])
+
+    @property
+    def longest_hard_limit(self) -> float:
+        return max(self.limits_for(q)[1] for q in ALL_QUEUES)
+
+    @property
+    def visibility_timeout(self) -> float:
+        return self.visibility_timeout_s or self.longest_hard_limit + 300
+
+    @property
+    def embedded(self) -> bool:
+        return self.broker_url is None or is_embedded(self.broker_url)
+
+    @property
+    def broker(self) -> str:
+        return self.broker_url or "filesystem://"
+
+    @property
+    def backend(self) -> str:
+        if self.result_backend:
+            return self.result_backend
+        if self.broker.startswith(("redis://", "rediss://")):
+            return self.broker
+        return embedded_transport(self.home).result_backend
+
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite:///{(self.home / 'cipml.sqlite').resolve()}"
+
+    @property
+    def optuna_storage(self) -> str:
+        return self.optuna_storage_url or self.database
+
+    @property
+    def artifacts(self) -> str:
+        return self.artifact_root or str((self.home / "artifacts").resolve())
+
+    @property
+    def input_roots(self) -> list[str]:
+        return self.data_roots or [str(Path("data").resolve()), str((self.home / "data").resolve())]
+
+    def broker_transport_options(self) -> dict[str, Any]:
+        if self.embedded:
+            return dict(embedded_transport(self.home).broker_transport_options)
+        vt = self.visibility_timeout
+        return {
+            "visibility_timeout": vt,
+            # Sweep for abandoned messages often enough that redelivery follows the
+            # timeout closely (kombu's default sweep is every 100 s).
+            "unacked_restore_interval": max(1.0, min(10.0, vt / 10)),
+            "unacked_restore_throttle": 1,
+            "unacked_mutex_expire": int(min(300, max(5, vt))),
+        }
+
+    def redis_ssl_options(self) -> dict[str, Any] | None:
+        if not (self.broker.startswith("rediss://") or self.backend.startswith("rediss://")):
+            return None
+        import ssl
+
+        options: dict[str, Any] = {"ssl_cert_reqs": {
+            "required": ssl.CERT_REQUIRED, "optional": ssl.CERT_OPTIONAL, "none": ssl.CERT_NONE,
+        }[self.redis_tls_cert_reqs]}
+        for key, value in (("ssl_ca_certs", self.redis_tls_ca_file),
+                           ("ssl_certfile", self.redis_tls_cert_file),
+                           ("ssl_keyfile", self.redis_tls_key_file)):
+            if value:
+                options[key] = value
+        return options
+
+    def describe(self) -> dict[str, str]:
+        """The resolved values, secrets masked, for `cipml info` and startup logs."""
+        from sqlalchemy.engine import make_url
+
+        return {
+            "broker": _mask(self.broker),
+            "result_backend": _mask(self.backend),
+            "database": make_url(self.database).render_as_string(hide_password=True),
+            "artifact_root": self.artifacts,
+            "data_roots": ",".join(self.input_roots),
+            "mode": "embedded (single machine, at-most-once)" if self.embedded else "distributed",
+        }
+
+
+def _mask(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':')[0]}:***@{host}" if ":" in creds else url
+    return url
