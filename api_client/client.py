@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from celery import Celery
+from celery import Celery, states
 from celery.exceptions import TimeoutError as CeleryTimeout
 from kombu.exceptions import OperationalError as KombuOperationalError
 
@@ -76,8 +76,9 @@ class Client:
                 raise InvalidRequest("result_backend is required unless the broker is Redis")
             result_backend = broker_url
         self.control_timeout = control_timeout
-        self._app = Celery("cipml-client", broker=broker_url, backend=result_backend,
-                           set_as_current=False)
+        self._app = Celery(
+            "cipml-client", broker=broker_url, backend=result_backend, set_as_current=False
+        )
         self._app.conf.update(
             task_serializer="json",
             result_serializer="json",
@@ -94,8 +95,12 @@ class Client:
     @classmethod
     def embedded(cls, root: str | Path = ".cipml", **kwargs: Any) -> Client:
         transport = embedded_transport(root)
-        return cls(transport.broker_url, transport.result_backend,
-                   broker_transport_options=transport.broker_transport_options, **kwargs)
+        return cls(
+            transport.broker_url,
+            transport.result_backend,
+            broker_transport_options=transport.broker_transport_options,
+            **kwargs,
+        )
 
     # ------------------------------------------------------------------ jobs
 
@@ -122,9 +127,14 @@ class Client:
         if job_id is None:
             job_id = job_id_for_key(idempotency_key) if idempotency_key else uuid.uuid4().hex
         try:
-            request = SubmitRequest(job_id=job_id, job_type=job_type, params=params,
-                                    idempotency_key=idempotency_key, parent_id=parent_id,
-                                    submitted_at=_utcnow())
+            request = SubmitRequest(
+                job_id=job_id,
+                job_type=job_type,
+                params=params,
+                idempotency_key=idempotency_key,
+                parent_id=parent_id,
+                submitted_at=_utcnow(),
+            )
         except ValueError as exc:
             raise InvalidRequest(str(exc)) from None
         self._send(TaskName.SUBMIT, request.model_dump(mode="json"), submit_task_id(job_id))
@@ -139,15 +149,23 @@ class Client:
         assert reply.job is not None
         return reply.job
 
-    def jobs(self, *, status: str | list[str] | None = None, job_type: str | None = None,
-             limit: int = 50, offset: int = 0) -> list[JobInfo]:
+    def jobs(
+        self,
+        *,
+        status: str | list[str] | None = None,
+        job_type: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[JobInfo]:
         """Jobs, newest first, optionally filtered by status and type."""
         statuses = [status] if isinstance(status, str) else status
         for s in statuses or []:
             if s not in JobStatus._value2member_map_:
                 raise InvalidRequest(f"unknown status {s!r}; one of {', '.join(JobStatus)}")
         try:
-            request = ListJobsRequest(status=statuses, job_type=job_type, limit=limit, offset=offset)
+            request = ListJobsRequest(
+                status=statuses, job_type=job_type, limit=limit, offset=offset
+            )
         except ValueError as exc:
             raise InvalidRequest(str(exc)) from None
         return self._call(TaskName.LIST_JOBS, request.model_dump()).jobs or []
@@ -185,6 +203,8 @@ class Client:
             ) from None
         except KombuOperationalError as exc:
             raise ServiceUnavailable(f"cannot reach the result backend: {exc}") from exc
+        except Exception as exc:  # the control task itself raised: never leak its types
+            raise ServiceUnavailable(f"{name} failed on the worker: {exc}") from exc
         finally:
             pending.forget()
         reply = ControlReply.model_validate(raw)
@@ -197,7 +217,9 @@ class Client:
         return meta.get("status", "PENDING"), meta.get("result")
 
     def _submit_pending(self, job_id: str) -> bool:
-        return self._app.backend.get_task_meta(submit_task_id(job_id)).get("status") == "PENDING"
+        """Whether the submit message is still queued or being recorded."""
+        state = self._app.backend.get_task_meta(submit_task_id(job_id)).get("status", "PENDING")
+        return state not in states.READY_STATES
 
 
 class JobHandle:
@@ -234,7 +256,9 @@ class JobHandle:
 
     def wait(self, timeout: float | None = None, progress: bool = True) -> dict[str, Any]:
         """Wait for the end and return the result; draws a bar when stderr is a terminal."""
-        bar = ProgressBar(f"{self.job_type or 'job'} {self.id[:8]}", enabled=None if progress else False)
+        bar = ProgressBar(
+            f"{self.job_type or 'job'} {self.id[:8]}", enabled=None if progress else False
+        )
         try:
             return self._poll(timeout, bar)
         finally:
@@ -258,27 +282,38 @@ class JobHandle:
                 info = self.info()
                 bar.update(info.status, info.progress)
                 if JobStatus(info.status).is_terminal:
-                    return _outcome(JobSummary(job_id=info.id, status=info.status,
-                                               result=info.result, error=info.error))
+                    return _outcome(
+                        JobSummary(
+                            job_id=info.id, status=info.status, result=info.result, error=info.error
+                        )
+                    )
                 next_record_check = time.monotonic() + 2.0
             if deadline is not None and time.monotonic() >= deadline:
-                raise JobTimeout(f"job {self.id} did not finish within {timeout:g}s; "
-                                 "it keeps running (wait again, or cancel it)")
+                raise JobTimeout(
+                    f"job {self.id} did not finish within {timeout:g}s; "
+                    "it keeps running (wait again, or cancel it)"
+                )
             time.sleep(interval)
             interval = min(interval * 1.5, 0.25)
 
 
 def _outcome(summary: JobSummary) -> dict[str, Any]:
     if summary.contract > CONTRACT_VERSION:
-        raise CipmlError(f"the worker speaks contract {summary.contract}, this client "
-                         f"{CONTRACT_VERSION}: upgrade the client", code="contract_version_unsupported")
+        raise CipmlError(
+            f"the worker speaks contract {summary.contract}, this client "
+            f"{CONTRACT_VERSION}: upgrade the client",
+            code="contract_version_unsupported",
+        )
     if summary.status == JobStatus.SUCCEEDED:
         return summary.result or {}
     error = summary.error
     if summary.status == JobStatus.CANCELLED:
         raise JobCancelled(error.message if error else None, job_id=summary.job_id)
-    raise JobFailed(error.message if error else "the job failed",
-                    code=error.code if error else ErrorCode.INTERNAL_ERROR, job_id=summary.job_id)
+    raise JobFailed(
+        error.message if error else "the job failed",
+        code=error.code if error else ErrorCode.INTERNAL_ERROR,
+        job_id=summary.job_id,
+    )
 
 
 def _error_from(reply: ControlReply) -> CipmlError:
@@ -286,8 +321,14 @@ def _error_from(reply: ControlReply) -> CipmlError:
     message = reply.error.message if reply.error else "the control task failed"
     if code == ErrorCode.JOB_NOT_FOUND:
         return JobNotFound(message)
-    if code in (ErrorCode.INVALID_PARAMS, ErrorCode.UNKNOWN_JOB_TYPE, ErrorCode.INVALID_MESSAGE,
-                ErrorCode.CONTRACT_VERSION_UNSUPPORTED):
+    if code == ErrorCode.DATABASE_UNAVAILABLE:
+        return ServiceUnavailable(message, code=code)
+    if code in (
+        ErrorCode.INVALID_PARAMS,
+        ErrorCode.UNKNOWN_JOB_TYPE,
+        ErrorCode.INVALID_MESSAGE,
+        ErrorCode.CONTRACT_VERSION_UNSUPPORTED,
+    ):
         return InvalidRequest(message, code=code)
     return CipmlError(message, code=code)
 

@@ -37,7 +37,8 @@ def embedded_transport(root: str | Path) -> EmbeddedTransport:
     root = Path(root).resolve()
     queue_dir = root / "broker" / "queue"
     results_dir = root / "broker" / "results"
-    for folder in (queue_dir, results_dir):
+    control_dir = root / "broker" / "control"  # kombu's default is ./control in the cwd
+    for folder in (queue_dir, results_dir, control_dir):
         folder.mkdir(parents=True, exist_ok=True)
     return EmbeddedTransport(
         broker_url="filesystem://",
@@ -45,6 +46,7 @@ def embedded_transport(root: str | Path) -> EmbeddedTransport:
         broker_transport_options={
             "data_folder_in": str(queue_dir),
             "data_folder_out": str(queue_dir),
+            "control_folder": str(control_dir),
             "store_processed": False,
             "polling_interval": EMBEDDED_POLLING_INTERVAL_S,
         },

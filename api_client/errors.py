@@ -1,12 +1,12 @@
 """Exceptions a caller of the client can catch by meaning.
 
-    CipmlError
-     +-- InvalidRequest (also ValueError)      the request was refused before running
-     +-- JobNotFound (also LookupError)        no job has that id
-     +-- JobTimeout (also TimeoutError)        waited longer than the caller allowed
-     +-- ServiceUnavailable (also ConnectionError)  broker/result backend/worker not answering
-     +-- JobFailed                             the job ended FAILED (carries code and message)
-          +-- JobCancelled                     the job ended CANCELLED
+CipmlError
+ +-- InvalidRequest (also ValueError)      the request was refused before running
+ +-- JobNotFound (also LookupError)        no job has that id
+ +-- JobTimeout (also TimeoutError)        waited longer than the caller allowed
+ +-- ServiceUnavailable (also ConnectionError)  broker/result backend/worker not answering
+ +-- JobFailed                             the job ended FAILED (carries code and message)
+      +-- JobCancelled                     the job ended CANCELLED
 """
 
 from __future__ import annotations
@@ -56,8 +56,9 @@ class JobFailed(CipmlError):
 
     code = "job_failed"
 
-    def __init__(self, message: str | None = None, *, code: str | None = None,
-                 job_id: str | None = None) -> None:
+    def __init__(
+        self, message: str | None = None, *, code: str | None = None, job_id: str | None = None
+    ) -> None:
         super().__init__(message, code=code)
         self.job_id = job_id
 

@@ -36,8 +36,8 @@ class ProgressBar:
     def render(self, status: str, progress: Progress | None, elapsed: float) -> str:
         head = f"{self.label} {status.lower():<9}"
         if progress is None or not progress.total:
-            text = progress.line if progress and progress.line else ""
-            return f"{head} {text} [{elapsed:4.0f}s]".rstrip()
+            text = f" {progress.line}" if progress and progress.line else ""
+            return f"{head}{text} [{elapsed:4.0f}s]"
         fraction = max(0.0, min(1.0, progress.done / progress.total))
         filled = int(fraction * 24)
         bar = "#" * filled + "-" * (24 - filled)

@@ -35,6 +35,9 @@ class ProbeFaults(StrictModel):
         0.0, ge=0, le=600, description="keep the output transaction open this long before commit"
     )
     raise_error: bool = Field(False, description="raise an unexpected exception mid-job")
+    ignore_soft_time_limit: bool = Field(
+        False, description="keep working past the soft time limit (until the hard one kills it)"
+    )
 
 
 class ProbeParams(StrictModel):
@@ -167,23 +170,27 @@ Reason = Literal["cancelled", "already_finished"]
 
 
 def validate_params(job_type: str, params: object) -> StrictModel:
-    """Check ``params`` against the schema of ``job_type``; raise InvalidRequest naming the fault."""
+    """Check ``params`` against the schema of ``job_type``; InvalidRequest names the fault."""
     from api_client.errors import InvalidRequest
 
     schema = JOB_TYPES.get(job_type)
     if schema is None:
         known = ", ".join(sorted(JOB_TYPES))
-        raise InvalidRequest(f"unknown job type {job_type!r}; known types: {known}",
-                             code="unknown_job_type")
+        raise InvalidRequest(
+            f"unknown job type {job_type!r}; known types: {known}", code="unknown_job_type"
+        )
     if not isinstance(params, dict):
-        raise InvalidRequest(f"params of {job_type} must be a JSON object, got {type(params).__name__}")
+        raise InvalidRequest(
+            f"params of {job_type} must be a JSON object, got {type(params).__name__}"
+        )
     try:
         return schema.model_validate(params)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or 'params'}: {err['msg']}"
-            f" (got {err.get('input')!r})" if err["type"] != "missing" else
-            f"{'.'.join(str(p) for p in err['loc'])}: required"
+            f" (got {err.get('input')!r})"
+            if err["type"] != "missing"
+            else f"{'.'.join(str(p) for p in err['loc'])}: required"
             for err in exc.errors()
         )
         raise InvalidRequest(f"invalid params for {job_type}: {problems}") from None

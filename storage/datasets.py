@@ -28,19 +28,27 @@ class DatasetRepository:
 
     def latest(self, name: str) -> Dataset | None:
         return self.session.scalar(
-            select(Dataset).where(Dataset.name == name).order_by(Dataset.version.desc()).limit(1))
+            select(Dataset).where(Dataset.name == name).order_by(Dataset.version.desc()).limit(1)
+        )
 
     def versions(self, name: str) -> list[Dataset]:
-        return list(self.session.scalars(
-            select(Dataset).where(Dataset.name == name).order_by(Dataset.version)))
+        return list(
+            self.session.scalars(
+                select(Dataset).where(Dataset.name == name).order_by(Dataset.version)
+            )
+        )
 
     def by_source(self, name: str, source_sha256: str) -> Dataset | None:
-        return self.session.scalar(select(Dataset).where(
-            Dataset.name == name, Dataset.source_sha256 == source_sha256).limit(1))
+        return self.session.scalar(
+            select(Dataset)
+            .where(Dataset.name == name, Dataset.source_sha256 == source_sha256)
+            .limit(1)
+        )
 
     def by_job(self, job_id: str, name: str) -> Dataset | None:
-        return self.session.scalar(select(Dataset).where(
-            Dataset.created_by_job == job_id, Dataset.name == name))
+        return self.session.scalar(
+            select(Dataset).where(Dataset.created_by_job == job_id, Dataset.name == name)
+        )
 
     def register(self, dataset: Dataset) -> tuple[Dataset, bool]:
         """Register the next version of ``dataset.name``; idempotent per (job, name).
@@ -54,7 +62,8 @@ class DatasetRepository:
                 return existing, False
         for _ in range(_VERSION_RACE_RETRIES):
             current = self.session.scalar(
-                select(func.max(Dataset.version)).where(Dataset.name == dataset.name))
+                select(func.max(Dataset.version)).where(Dataset.name == dataset.name)
+            )
             dataset.version = (current or 0) + 1
             try:
                 with self.session.begin_nested():
@@ -66,7 +75,8 @@ class DatasetRepository:
                     if existing is not None:
                         return existing, False
                 continue
-            ArtifactRepository(self.session).add_ref(dataset.stored_sha256, "dataset",
-                                                     str(dataset.id))
+            ArtifactRepository(self.session).add_ref(
+                dataset.stored_sha256, "dataset", str(dataset.id)
+            )
             return dataset, True
         raise Conflict(f"could not allocate a version for dataset {dataset.name!r}")

@@ -18,12 +18,19 @@ def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
     """An engine for ``url``; SQLite gets WAL, foreign keys and serialised writers."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(url, echo=echo, connect_args={"timeout": 30,
-                                                             "check_same_thread": False})
+        engine = create_engine(
+            url, echo=echo, connect_args={"timeout": 30, "check_same_thread": False}
+        )
         _tune_sqlite(engine)
         return engine
-    return create_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size,
-                         pool_pre_ping=True, pool_recycle=1800)
+    return create_engine(
+        url,
+        echo=echo,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+    )
 
 
 def _tune_sqlite(engine: Engine) -> None:
@@ -55,7 +62,8 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
     return isinstance(exc, OperationalError | InterfaceError) and not isinstance(
-        exc, IntegrityError)
+        exc, IntegrityError
+    )
 
 
 @contextmanager

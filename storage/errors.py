@@ -1,13 +1,13 @@
 """Storage errors, translated once from database and filesystem errors.
 
-    StorageError
-     +-- NotFound (also LookupError)
-     |    +-- ArtifactMissing
-     +-- Conflict
-     |    +-- ArtifactInUse
-     +-- ArtifactCorrupt
-     +-- SchemaOutOfDate
-     +-- DatabaseUnavailable (also ConnectionError)   transient: retry later
+StorageError
+ +-- NotFound (also LookupError)
+ |    +-- ArtifactMissing
+ +-- Conflict
+ |    +-- ArtifactInUse
+ +-- ArtifactCorrupt
+ +-- SchemaOutOfDate
+ +-- DatabaseUnavailable (also ConnectionError)   transient: retry later
 """
 
 from __future__ import annotations

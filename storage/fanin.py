@@ -35,15 +35,31 @@ class FanInRepository:
         dialect = self.session.get_bind().dialect.name
         return (pg_insert if dialect == "postgresql" else sqlite_insert)(model)
 
-    def open(self, group_id: str, *, expected: int, follow_up_task: str, follow_up_queue: str,
-             follow_up_payload: dict[str, Any], job_id: str | None = None) -> FanInGroup:
+    def open(
+        self,
+        group_id: str,
+        *,
+        expected: int,
+        follow_up_task: str,
+        follow_up_queue: str,
+        follow_up_payload: dict[str, Any],
+        job_id: str | None = None,
+    ) -> FanInGroup:
         """Create the group (idempotent: opening it again changes nothing)."""
         if expected < 1:
             raise ValueError("a fan-in group needs at least one part")
-        self.session.execute(self._insert(FanInGroup).values(
-            id=group_id, job_id=job_id, expected=expected, follow_up_task=follow_up_task,
-            follow_up_queue=follow_up_queue, follow_up_payload=follow_up_payload,
-        ).on_conflict_do_nothing(index_elements=["id"]))
+        self.session.execute(
+            self._insert(FanInGroup)
+            .values(
+                id=group_id,
+                job_id=job_id,
+                expected=expected,
+                follow_up_task=follow_up_task,
+                follow_up_queue=follow_up_queue,
+                follow_up_payload=follow_up_payload,
+            )
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
         group = self.session.get(FanInGroup, group_id)
         assert group is not None
         return group
@@ -51,29 +67,41 @@ class FanInRepository:
     def get(self, group_id: str) -> FanInGroup | None:
         return self.session.get(FanInGroup, group_id)
 
-    def complete(self, group_id: str, part_id: str,
-                 result: dict[str, Any] | None = None) -> FollowUp | None:
+    def complete(
+        self, group_id: str, part_id: str, result: dict[str, Any] | None = None
+    ) -> FollowUp | None:
         """Record that ``part_id`` finished. Returns the follow-up this caller must send:
         when this part completed the group, or when this same part completed it on an
         earlier delivery that died before the follow-up was marked sent."""
-        group = self.session.get(FanInGroup, group_id, with_for_update=True,
-                                 populate_existing=True)
+        group = self.session.get(FanInGroup, group_id, with_for_update=True, populate_existing=True)
         if group is None:
             raise NotFound(f"no fan-in group {group_id}")
-        inserted = self.session.execute(self._insert(FanInPart).values(
-            group_id=group_id, part_id=part_id, result=result,
-        ).on_conflict_do_nothing(index_elements=["group_id", "part_id"]))
-        if getattr(inserted, "rowcount", 0):
+        inserted = self.session.execute(
+            self._insert(FanInPart)
+            .values(
+                group_id=group_id,
+                part_id=part_id,
+                result=result,
+            )
+            .on_conflict_do_nothing(index_elements=["group_id", "part_id"])
+            .returning(FanInPart.part_id)
+        ).first()
+        if inserted is not None:
             group.completed += 1
             if group.completed >= group.expected and group.ready_at is None:
                 group.ready_at = utcnow()
                 group.ready_part_id = part_id
         self.session.flush()
         if group.dispatched_at is None and group.ready_part_id == part_id:
-            return FollowUp(group_id=group.id, task=group.follow_up_task,
-                            queue=group.follow_up_queue, payload=dict(group.follow_up_payload))
+            return FollowUp(
+                group_id=group.id,
+                task=group.follow_up_task,
+                queue=group.follow_up_queue,
+                payload=dict(group.follow_up_payload),
+            )
         return None
 
     def mark_dispatched(self, group_id: str) -> None:
-        self.session.execute(update(FanInGroup).where(FanInGroup.id == group_id)
-                             .values(dispatched_at=utcnow()))
+        self.session.execute(
+            update(FanInGroup).where(FanInGroup.id == group_id).values(dispatched_at=utcnow())
+        )

@@ -24,8 +24,9 @@ class JobRepository:
     # ------------------------------------------------------------------ reads
 
     def get(self, job_id: str, *, for_update: bool = False) -> Job | None:
-        return self.session.get(Job, job_id, with_for_update=for_update or None,
-                                populate_existing=for_update)
+        return self.session.get(
+            Job, job_id, with_for_update=for_update or None, populate_existing=for_update
+        )
 
     def require(self, job_id: str, *, for_update: bool = False) -> Job:
         job = self.get(job_id, for_update=for_update)
@@ -36,8 +37,14 @@ class JobRepository:
     def by_idempotency_key(self, key: str) -> Job | None:
         return self.session.scalar(select(Job).where(Job.idempotency_key == key))
 
-    def list(self, *, statuses: Sequence[str] | None = None, job_type: str | None = None,
-             limit: int = 50, offset: int = 0) -> list[Job]:
+    def find(
+        self,
+        *,
+        statuses: Sequence[str] | None = None,
+        job_type: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[Job]:
         query = select(Job).order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset)
         if statuses:
             query = query.where(Job.status.in_(list(statuses)))
@@ -61,39 +68,67 @@ class JobRepository:
 
     def create(self, job: Job) -> tuple[Job, bool]:
         """Insert ``job``; if its id or idempotency key exists, return that job instead."""
+        existing = self._existing(job)
+        if existing is not None:
+            return existing, False
         try:
             with self.session.begin_nested():
                 self.session.add(job)
-        except IntegrityError:
-            existing = self.get(job.id) or (
-                self.by_idempotency_key(job.idempotency_key) if job.idempotency_key else None)
+        except IntegrityError:  # a concurrent submit of the same job won the insert
+            existing = self._existing(job)
             if existing is None:
                 raise
             return existing, False
         return job, True
 
-    def add_event(self, job_id: str, kind: str, *, attempt: int | None = None,
-                  worker: str | None = None, detail: dict[str, Any] | None = None) -> None:
-        self.session.add(JobEvent(job_id=job_id, kind=kind, attempt=attempt, worker=worker,
-                                  detail=detail))
+    def _existing(self, job: Job) -> Job | None:
+        return self.get(job.id) or (
+            self.by_idempotency_key(job.idempotency_key) if job.idempotency_key else None
+        )
+
+    def add_event(
+        self,
+        job_id: str,
+        kind: str,
+        *,
+        attempt: int | None = None,
+        worker: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        self.session.add(
+            JobEvent(job_id=job_id, kind=kind, attempt=attempt, worker=worker, detail=detail)
+        )
 
     def set_progress(self, job_id: str, progress: dict[str, Any]) -> bool:
         """Record progress of a RUNNING job; returns whether a cancel was requested."""
         now = utcnow()
         self.session.execute(
-            update(Job).where(Job.id == job_id, Job.status == JobStatus.RUNNING)
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.RUNNING)
             .values(progress=progress, heartbeat_at=now)
         )
         return bool(self.session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
 
-    def finish(self, job_id: str, status: JobStatus, *, result: dict[str, Any] | None = None,
-               error_code: str | None = None, error_message: str | None = None,
-               resources: dict[str, Any] | None = None,
-               at: datetime | None = None) -> bool:
+    def finish(
+        self,
+        job_id: str,
+        status: JobStatus,
+        *,
+        result: dict[str, Any] | None = None,
+        error_code: str | None = None,
+        error_message: str | None = None,
+        resources: dict[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> bool:
         """End a job unless it has already ended; returns whether this call ended it."""
-        values: dict[str, Any] = {"status": status.value, "result": result,
-                                  "error_code": error_code, "error_message": error_message,
-                                  "finished_at": at or utcnow(), **(resources or {})}
+        values: dict[str, Any] = {
+            "status": status.value,
+            "result": result,
+            "error_code": error_code,
+            "error_message": error_message,
+            "finished_at": at or utcnow(),
+            **(resources or {}),
+        }
         outcome = self.session.execute(
             update(Job).where(Job.id == job_id, Job.status.not_in(_TERMINAL)).values(**values)
         )

@@ -17,9 +17,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.types import TypeDecorator
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 # Stable constraint names, so migrations can name what they alter on every backend.
 NAMING_CONVENTION = {
@@ -101,8 +101,9 @@ class JobEvent(Base):
 
     __tablename__ = "job_events"
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
-                                    primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
     at: Mapped[datetime] = mapped_column(default=utcnow)
     kind: Mapped[str] = mapped_column(String(32))
@@ -166,8 +167,9 @@ class FanInGroup(Base):
     __tablename__ = "fan_in_groups"
 
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"),
-                                               index=True)
+    job_id: Mapped[str | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), index=True
+    )
     expected: Mapped[int]
     completed: Mapped[int] = mapped_column(default=0)
     follow_up_task: Mapped[str] = mapped_column(String(200))

@@ -16,8 +16,7 @@ TASK_MODULES = ["workers.control.tasks", "workers.diagnostics.tasks"]
 
 
 def create_app(settings: Settings) -> Celery:
-    app = Celery("cipml", broker=settings.broker, backend=settings.backend,
-                 include=TASK_MODULES)
+    app = Celery("cipml", broker=settings.broker, backend=settings.backend, include=TASK_MODULES)
     ssl = settings.redis_ssl_options()
     control_soft, control_hard = settings.limits_for("control")
     app.conf.update(
@@ -50,7 +49,7 @@ def create_app(settings: Settings) -> Celery:
         worker_hijack_root_logger=True,
         worker_redirect_stdouts=False,
     )
-    app.cipml_settings = settings  # type: ignore[attr-defined]
+    app.cipml_settings = settings
     _install_logging(settings)
     return app
 

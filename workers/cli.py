@@ -25,15 +25,44 @@ def _settings() -> Settings:
 
 
 def _client(settings: Settings) -> Client:
-    return Client(settings.broker, settings.backend,
-                  broker_transport_options=settings.broker_transport_options(),
-                  ssl=settings.redis_ssl_options())
+    return Client(
+        settings.broker,
+        settings.backend,
+        broker_transport_options=settings.broker_transport_options(),
+        ssl=settings.redis_ssl_options(),
+    )
+
+
+def _check_schema(settings: Settings) -> None:
+    """Refuse to serve on a missing, unreachable or out-of-date database, saying what to do."""
+    from sqlalchemy.exc import DBAPIError
+
+    from storage.db import make_engine
+    from storage.errors import SchemaOutOfDate
+    from storage.migrate import ensure_current
+
+    if settings.embedded:
+        settings.home.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.database)
+    try:
+        ensure_current(engine)
+    except SchemaOutOfDate as exc:
+        raise click.ClickException(str(exc)) from None
+    except DBAPIError as exc:
+        where = settings.describe()["database"]
+        raise click.ClickException(
+            f"cannot open the database {where}: {exc.orig}. Check CIPML_DATABASE_URL, then "
+            "run `cipml db upgrade`"
+        ) from None
+    finally:
+        engine.dispose()
 
 
 def _warn_if_embedded(settings: Settings) -> None:
     if settings.embedded:
-        click.secho("note: " + EMBEDDED_WARNING.format(root=settings.home.resolve()),
-                    fg="yellow", err=True)
+        click.secho(
+            "note: " + EMBEDDED_WARNING.format(root=settings.home.resolve()), fg="yellow", err=True
+        )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -88,37 +117,68 @@ def db_current() -> None:
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.option("-Q", "--queues", default=None, help="Comma-separated queues (default: all).")
 @click.option("-c", "--concurrency", type=int, default=None, help="Pool processes (default: CPUs).")
-@click.option("-n", "--hostname", default=None, help="Worker node name.")
+@click.option("-n", "--hostname", default=None, help="Worker node name, e.g. w1@%h.")
+@click.option(
+    "--control-threads",
+    type=int,
+    default=4,
+    show_default=True,
+    help=(
+        "When serving 'control' beside other queues, serve it from a separate worker with this "
+        "many threads, so status and cancel requests never wait behind long jobs (0: share the "
+        "pool)."
+    ),
+)
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
-def worker(queues: str | None, concurrency: int | None, hostname: str | None,
-           celery_args: tuple[str, ...]) -> None:
+def worker(
+    queues: str | None,
+    concurrency: int | None,
+    hostname: str | None,
+    control_threads: int,
+    celery_args: tuple[str, ...],
+) -> None:
     """Start a worker (over `celery worker`; extra arguments go to Celery)."""
     from api_client.contract import ALL_QUEUES
-    from storage.db import make_engine
-    from storage.errors import SchemaOutOfDate
-    from storage.migrate import ensure_current
 
     settings = _settings()
-    engine = make_engine(settings.database)
-    try:
-        ensure_current(engine)
-    except SchemaOutOfDate as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        engine.dispose()
-    selected = queues or ",".join(ALL_QUEUES)
-    unknown = set(selected.split(",")) - set(ALL_QUEUES)
+    _check_schema(settings)
+    selected = (queues or ",".join(ALL_QUEUES)).split(",")
+    unknown = set(selected) - set(ALL_QUEUES)
     if unknown:
         raise click.ClickException(f"unknown queue(s) {sorted(unknown)}; known: {ALL_QUEUES}")
     _warn_if_embedded(settings)
-    argv = ["worker", "-Q", selected, "--loglevel", settings.log_level]
+    node = hostname or "celery@%h"
+    control = None
+    if "control" in selected and len(selected) > 1 and control_threads > 0:
+        selected.remove("control")
+        name, _, host = node.partition("@")
+        control = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "workers.cli",
+                "worker",
+                "-Q",
+                "control",
+                "-n",
+                f"{name}-control@{host or '%h'}",
+                "--pool",
+                "threads",
+                "-c",
+                str(control_threads),
+            ]
+        )
+    argv = ["worker", "-Q", ",".join(selected), "--loglevel", settings.log_level, "-n", node]
     if concurrency:
         argv += ["-c", str(concurrency)]
-    if hostname:
-        argv += ["-n", hostname]
     from workers.celery_app import create_app
 
-    create_app(settings).worker_main(argv + list(celery_args))
+    try:
+        create_app(settings).worker_main(argv + list(celery_args))
+    finally:
+        if control is not None:
+            control.terminate()
+            control.wait(timeout=30)
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
@@ -129,8 +189,19 @@ def beat(celery_args: tuple[str, ...]) -> None:
     _warn_if_embedded(settings)
     schedule_file = str(settings.home / "beat-schedule")
     settings.home.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "celery", "-A", "scheduler.beat", "beat",
-               "--loglevel", settings.log_level, "-s", schedule_file, *celery_args]
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "scheduler.beat",
+        "beat",
+        "--loglevel",
+        settings.log_level,
+        "-s",
+        schedule_file,
+        *celery_args,
+    ]
     raise SystemExit(subprocess.call(command, env=os.environ.copy()))
 
 
@@ -173,16 +244,27 @@ def _run_client(action: Any) -> Any:
 @click.argument("job_type")
 @click.option("--params", help="Params as a JSON object.")
 @click.option("-p", "pairs", multiple=True, help="One param as key=value (value parsed as JSON).")
-@click.option("--key", "idempotency_key", help="Idempotency key: resubmitting returns the same job.")
+@click.option(
+    "--key", "idempotency_key", help="Idempotency key: resubmitting returns the same job."
+)
 @click.option("--wait/--no-wait", default=False, help="Wait for the result with a progress bar.")
 @click.option("--timeout", type=float, default=None)
-def submit(job_type: str, params: str | None, pairs: tuple[str, ...],
-           idempotency_key: str | None, wait: bool, timeout: float | None) -> None:
+def submit(
+    job_type: str,
+    params: str | None,
+    pairs: tuple[str, ...],
+    idempotency_key: str | None,
+    wait: bool,
+    timeout: float | None,
+) -> None:
     """Submit a job; prints its id (and with --wait its result)."""
     settings = _settings()
     with _client(settings) as client:
-        handle = _run_client(lambda: client.submit(job_type, _parse_params(params, pairs),
-                                                   idempotency_key=idempotency_key))
+        handle = _run_client(
+            lambda: client.submit(
+                job_type, _parse_params(params, pairs), idempotency_key=idempotency_key
+            )
+        )
         click.echo(handle.id)
         if wait:
             result = _run_client(lambda: handle.wait(timeout=timeout))
@@ -208,15 +290,17 @@ def wait(job_id: str, timeout: float | None) -> None:
 
 
 @main.command()
-@click.option("--status", "statuses", multiple=True,
-              type=click.Choice([s.value for s in JobStatus]))
+@click.option(
+    "--status", "statuses", multiple=True, type=click.Choice([s.value for s in JobStatus])
+)
 @click.option("--type", "job_type", default=None)
 @click.option("--limit", type=int, default=20, show_default=True)
 def jobs(statuses: tuple[str, ...], job_type: str | None, limit: int) -> None:
     """List jobs, newest first."""
     with _client(_settings()) as client:
-        rows = _run_client(lambda: client.jobs(status=list(statuses) or None, job_type=job_type,
-                                               limit=limit))
+        rows = _run_client(
+            lambda: client.jobs(status=list(statuses) or None, job_type=job_type, limit=limit)
+        )
     for job in rows:
         line = job.progress.line if job.progress else ""
         error = f"[{job.error.code}] " if job.error else ""

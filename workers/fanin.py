@@ -18,8 +18,9 @@ def follow_up_task_id(group_id: str) -> str:
     return f"fanin-{group_id}"
 
 
-def complete_part(runtime: Runtime, app: Celery, group_id: str, part_id: str,
-                  result: dict[str, Any] | None = None) -> bool:
+def complete_part(
+    runtime: Runtime, app: Celery, group_id: str, part_id: str, result: dict[str, Any] | None = None
+) -> bool:
     """Record a finished part; sends the follow-up if this part completed the group.
     Returns whether it sent it."""
     with transaction(runtime.sessions) as session:
@@ -32,8 +33,13 @@ def complete_part(runtime: Runtime, app: Celery, group_id: str, part_id: str,
 
 def send_follow_up(runtime: Runtime, app: Celery, follow_up: FollowUp) -> None:
     soft, hard = runtime.settings.limits_for(follow_up.queue)
-    app.send_task(follow_up.task, args=[follow_up.payload], queue=follow_up.queue,
-                  task_id=follow_up_task_id(follow_up.group_id), soft_time_limit=soft,
-                  time_limit=hard)
+    app.send_task(
+        follow_up.task,
+        args=[follow_up.payload],
+        queue=follow_up.queue,
+        task_id=follow_up_task_id(follow_up.group_id),
+        soft_time_limit=soft,
+        time_limit=hard,
+    )
     with transaction(runtime.sessions) as session:
         FanInRepository(session).mark_dispatched(follow_up.group_id)

@@ -9,8 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-current_job_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("job_id",
-                                                                            default=None)
+current_job_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("job_id", default=None)
 
 
 @contextmanager
@@ -50,8 +49,9 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(processName)s [job=%(job_id)s] %(name
 
 def configure(logger: logging.Logger, fmt: str) -> None:
     """Give every handler of ``logger`` our format and the job-id filter."""
-    formatter: logging.Formatter = JsonFormatter() if fmt == "json" else logging.Formatter(
-        TEXT_FORMAT)
+    formatter: logging.Formatter = (
+        JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT)
+    )
     for handler in logger.handlers:
         handler.setFormatter(formatter)
         handler.addFilter(JobIdFilter())

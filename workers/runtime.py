@@ -40,10 +40,15 @@ def runtime_for(app: Celery) -> Runtime:
     pid = os.getpid()
     current = _runtimes.get(id(app))
     if current is None or current.pid != pid:
-        settings: Settings = app.cipml_settings  # type: ignore[attr-defined]
+        settings: Settings = app.cipml_settings
         engine = make_engine(settings.database, pool_size=2)
-        current = Runtime(app=app, settings=settings, engine=engine,
-                          sessions=make_session_factory(engine),
-                          store=ArtifactStore(settings.artifacts), pid=pid)
+        current = Runtime(
+            app=app,
+            settings=settings,
+            engine=engine,
+            sessions=make_session_factory(engine),
+            store=ArtifactStore(settings.artifacts),
+            pid=pid,
+        )
         _runtimes[id(app)] = current
     return current

@@ -31,49 +31,105 @@ DEFAULT_TIME_LIMITS: dict[str, tuple[float, float]] = {
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CIPML_", frozen=True, extra="ignore")
 
-    home: Path = Field(Path(".cipml"), description=(
-        "Folder of the embedded defaults: SQLite database, artifacts and the no-server broker."))
-    broker_url: str | None = Field(None, description=(
-        "Celery broker, e.g. redis://host:6379/0 or rediss://... (TLS). "
-        "Default: the embedded folder broker (single machine, at-most-once, no revoke)."))
-    result_backend: str | None = Field(None, description=(
-        "Celery result backend (a cache of job summaries and progress). "
-        "Default: the broker URL when it is Redis, else a folder under CIPML_HOME."))
-    database_url: str | None = Field(None, description=(
-        "SQLAlchemy URL of the job/registry database, e.g. "
-        "postgresql+psycopg://user@host/db?sslmode=verify-full (TLS options pass through in the "
-        "URL). Default: sqlite:///$CIPML_HOME/cipml.sqlite."))
-    optuna_storage_url: str | None = Field(None, description=(
-        "Optuna RDB storage for shared studies. Default: the database URL."))
-    artifact_root: str | None = Field(None, description=(
-        "Artifact store: a folder or any fsspec URL (s3://bucket/prefix, ...). "
-        "Default: $CIPML_HOME/artifacts."))
-    data_roots: Annotated[list[str], NoDecode] = Field(default_factory=list, description=(
-        "Comma-separated folders (or fsspec URL prefixes) clients may read input files from. "
-        "Default: ./data and $CIPML_HOME/data."))
-    time_limits: dict[str, tuple[float, float]] = Field(default_factory=dict, description=(
-        'JSON object of per-queue [soft, hard] seconds overriding the defaults, e.g. '
-        '{"training": [3300, 3600]}. Defaults: control 30/60, preprocessing, training, trials '
-        '1800/1900, scoring and monitoring 600/660.'))
-    visibility_timeout_s: float | None = Field(None, description=(
-        "Redis visibility timeout: an unacknowledged job is redelivered after this long (a "
-        "killed worker). Must exceed every hard time limit. Default: longest hard limit + 300."))
-    max_attempts: int = Field(3, ge=1, le=100, description=(
-        "Deliveries of one job before it ends FAILED with worker_lost."))
-    max_training_jobs: int = Field(5, ge=1, description=(
-        "Training jobs allowed to run at once across the cluster; the rest wait."))
-    inline_batch_max_rows: int = Field(1000, ge=1, le=100_000, description=(
-        "Largest batch of rows a client may send inline (larger batches go by reference)."))
-    redis_tls_ca_file: str | None = Field(None, description=(
-        "CA bundle for rediss:// broker and result backend."))
+    home: Path = Field(
+        Path(".cipml"),
+        description=(
+            "Folder of the embedded defaults: SQLite database, artifacts and the no-server broker."
+        ),
+    )
+    broker_url: str | None = Field(
+        None,
+        description=(
+            "Celery broker, e.g. redis://host:6379/0 or rediss://... (TLS). "
+            "Default: the embedded folder broker (single machine, at-most-once, no revoke)."
+        ),
+    )
+    result_backend: str | None = Field(
+        None,
+        description=(
+            "Celery result backend (a cache of job summaries and progress). "
+            "Default: the broker URL when it is Redis, else a folder under CIPML_HOME."
+        ),
+    )
+    database_url: str | None = Field(
+        None,
+        description=(
+            "SQLAlchemy URL of the job/registry database, e.g. "
+            "postgresql+psycopg://user@host/db?sslmode=verify-full (TLS options pass through in "
+            "the "
+            "URL). Default: sqlite:///$CIPML_HOME/cipml.sqlite."
+        ),
+    )
+    optuna_storage_url: str | None = Field(
+        None, description=("Optuna RDB storage for shared studies. Default: the database URL.")
+    )
+    artifact_root: str | None = Field(
+        None,
+        description=(
+            "Artifact store: a folder or any fsspec URL (s3://bucket/prefix, ...). "
+            "Default: $CIPML_HOME/artifacts."
+        ),
+    )
+    data_roots: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Comma-separated folders (or fsspec URL prefixes) clients may read input files from. "
+            "Default: ./data and $CIPML_HOME/data."
+        ),
+    )
+    time_limits: dict[str, tuple[float, float]] = Field(
+        default_factory=dict,
+        description=(
+            "JSON object of per-queue [soft, hard] seconds overriding the defaults, e.g. "
+            '{"training": [3300, 3600]}. Defaults: control 30/60, preprocessing, training, trials '
+            "1800/1900, scoring and monitoring 600/660."
+        ),
+    )
+    visibility_timeout_s: float | None = Field(
+        None,
+        description=(
+            "Redis visibility timeout: an unacknowledged job is redelivered after this long (a "
+            "killed worker). Must exceed every hard time limit. Default: longest hard limit + 300."
+        ),
+    )
+    max_attempts: int = Field(
+        3,
+        ge=1,
+        le=100,
+        description=("Deliveries of one job before it ends FAILED with worker_lost."),
+    )
+    max_training_jobs: int = Field(
+        5,
+        ge=1,
+        description=("Training jobs allowed to run at once across the cluster; the rest wait."),
+    )
+    inline_batch_max_rows: int = Field(
+        1000,
+        ge=1,
+        le=100_000,
+        description=(
+            "Largest batch of rows a client may send inline (larger batches go by reference)."
+        ),
+    )
+    redis_tls_ca_file: str | None = Field(
+        None, description=("CA bundle for rediss:// broker and result backend.")
+    )
     redis_tls_cert_file: str | None = Field(None, description="Client certificate for rediss://.")
     redis_tls_key_file: str | None = Field(None, description="Client key for rediss://.")
-    redis_tls_cert_reqs: Literal["required", "optional", "none"] = Field("required", description=(
-        "Server certificate check for rediss://."))
-    progress_interval_s: float = Field(0.5, ge=0, description=(
-        "Least time between two progress writes of one job to the database."))
-    allow_fault_injection: bool = Field(False, description=(
-        "Let diagnostics jobs kill their own process or hold transactions (tests and drills)."))
+    redis_tls_cert_reqs: Literal["required", "optional", "none"] = Field(
+        "required", description=("Server certificate check for rediss://.")
+    )
+    progress_interval_s: float = Field(
+        0.5,
+        ge=0,
+        description=("Least time between two progress writes of one job to the database."),
+    )
+    allow_fault_injection: bool = Field(
+        False,
+        description=(
+            "Let diagnostics jobs kill their own process or hold transactions (tests and drills)."
+        ),
+    )
     log_format: Literal["json", "text"] = Field("json", description="Worker log format.")
     log_level: str = Field("INFO", description="Worker log level.")
 
@@ -96,11 +152,15 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_visibility(self) -> Settings:
-        if self.visibility_timeout_s is not None and self.visibility_timeout_s <= self.longest_hard_limit:
+        if (
+            self.visibility_timeout_s is not None
+            and self.visibility_timeout_s <= self.longest_hard_limit
+        ):
             raise ValueError(
                 f"CIPML_VISIBILITY_TIMEOUT_S ({self.visibility_timeout_s:g}) must exceed the "
                 f"longest hard time limit ({self.longest_hard_limit:g}), or a running job would "
-                "be redelivered to a second worker")
+                "be redelivered to a second worker"
+            )
         return self
 
     # ------------------------------------------------------------------ resolved values
@@ -166,12 +226,18 @@ class Settings(BaseSettings):
             return None
         import ssl
 
-        options: dict[str, Any] = {"ssl_cert_reqs": {
-            "required": ssl.CERT_REQUIRED, "optional": ssl.CERT_OPTIONAL, "none": ssl.CERT_NONE,
-        }[self.redis_tls_cert_reqs]}
-        for key, value in (("ssl_ca_certs", self.redis_tls_ca_file),
-                           ("ssl_certfile", self.redis_tls_cert_file),
-                           ("ssl_keyfile", self.redis_tls_key_file)):
+        options: dict[str, Any] = {
+            "ssl_cert_reqs": {
+                "required": ssl.CERT_REQUIRED,
+                "optional": ssl.CERT_OPTIONAL,
+                "none": ssl.CERT_NONE,
+            }[self.redis_tls_cert_reqs]
+        }
+        for key, value in (
+            ("ssl_ca_certs", self.redis_tls_ca_file),
+            ("ssl_certfile", self.redis_tls_cert_file),
+            ("ssl_keyfile", self.redis_tls_key_file),
+        ):
             if value:
                 options[key] = value
         return options

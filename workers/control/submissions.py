@@ -27,7 +27,9 @@ class Submission:
     should_dispatch: bool
 
 
-def parse_submission(payload: Any) -> tuple[SubmitRequest | None, InvalidRequest | None, dict[str, Any]]:
+def parse_submission(
+    payload: Any,
+) -> tuple[SubmitRequest | None, InvalidRequest | None, dict[str, Any]]:
     """The request, or why it is refused, plus what could be read of it (id, type)."""
     known: dict[str, Any] = {}
     if isinstance(payload, dict):
@@ -37,16 +39,24 @@ def parse_submission(payload: Any) -> tuple[SubmitRequest | None, InvalidRequest
                 known[key] = value
         contract = payload.get("contract")
         if isinstance(contract, int) and contract > CONTRACT_VERSION:
-            return None, InvalidRequest(
-                f"the client speaks contract {contract}, this worker knows up to "
-                f"{CONTRACT_VERSION}: upgrade the workers before the clients",
-                code=ErrorCode.CONTRACT_VERSION_UNSUPPORTED), known
+            return (
+                None,
+                InvalidRequest(
+                    f"the client speaks contract {contract}, this worker knows up to "
+                    f"{CONTRACT_VERSION}: upgrade the workers before the clients",
+                    code=ErrorCode.CONTRACT_VERSION_UNSUPPORTED,
+                ),
+                known,
+            )
     try:
         request = SubmitRequest.model_validate(payload)
     except ValidationError as exc:
         fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        return None, InvalidRequest(f"malformed submit request: {fields}",
-                                    code=ErrorCode.INVALID_MESSAGE), known
+        return (
+            None,
+            InvalidRequest(f"malformed submit request: {fields}", code=ErrorCode.INVALID_MESSAGE),
+            known,
+        )
     try:
         validate_params(request.job_type, request.params)
     except InvalidRequest as exc:
@@ -54,21 +64,29 @@ def parse_submission(payload: Any) -> tuple[SubmitRequest | None, InvalidRequest
     return request, None, known
 
 
-def record_submission(session: Session, request: SubmitRequest | None,
-                      refusal: InvalidRequest | None, known: dict[str, Any],
-                      redelivered: bool) -> Submission | None:
+def record_submission(
+    session: Session,
+    request: SubmitRequest | None,
+    refusal: InvalidRequest | None,
+    known: dict[str, Any],
+    redelivered: bool,
+) -> Submission | None:
     """Write the job row (or find the existing one). None when there is no id to record."""
     job_id = request.job_id if request else known.get("job_id")
     if job_id is None:
         return None
     job_type = request.job_type if request else known.get("job_type", "unknown")
     jobs = JobRepository(session)
-    row = Job(id=job_id, type=job_type[:100],
-              params=request.params if request else {},
-              idempotency_key=request.idempotency_key if request else None,
-              parent_id=request.parent_id if request else None,
-              submitted_at=_aware(request.submitted_at) if request else None,
-              attempts=0, cancel_requested=False)
+    row = Job(
+        id=job_id,
+        type=job_type[:100],
+        params=request.params if request else {},
+        idempotency_key=request.idempotency_key if request else None,
+        parent_id=request.parent_id if request else None,
+        submitted_at=_aware(request.submitted_at) if request else None,
+        attempts=0,
+        cancel_requested=False,
+    )
     if refusal is None and request is not None:
         params = JOB_TYPES[request.job_type].model_validate(request.params)
         row.status = JobStatus.QUEUED.value
@@ -84,7 +102,8 @@ def record_submission(session: Session, request: SubmitRequest | None,
     if created:
         jobs.add_event(job.id, "submitted", detail={"status": job.status})
     should_dispatch = job.status == JobStatus.QUEUED and (
-        created or job.dispatched_at is None or redelivered)
+        created or job.dispatched_at is None or redelivered
+    )
     return Submission(job=job, created=created, should_dispatch=should_dispatch)
 
 
@@ -98,8 +117,12 @@ def request_cancel(session: Session, job_id: str, actor: str | None) -> tuple[Jo
     job.cancel_requested = True
     jobs.add_event(job_id, "cancel_requested", detail={"actor": actor})
     if job.status in (JobStatus.QUEUED, JobStatus.WAITING):
-        jobs.finish(job_id, JobStatus.CANCELLED, error_code=ErrorCode.CANCELLED,
-                    error_message=f"cancelled by {actor or 'a client'} before it finished")
+        jobs.finish(
+            job_id,
+            JobStatus.CANCELLED,
+            error_code=ErrorCode.CANCELLED,
+            error_message=f"cancelled by {actor or 'a client'} before it finished",
+        )
         jobs.add_event(job_id, "cancelled")
         session.flush()
         session.refresh(job)

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, TypeVar
 
 from celery import Task, shared_task
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from api_client.contract import ErrorCode, JobStatus, TaskName, job_task_name
+from api_client.contract import CONTRACT_VERSION, ErrorCode, JobStatus, TaskName, job_task_name
 from api_client.schemas import ControlReply, ErrorInfo, JobInfo, JobRef, ListJobsRequest
 from storage.db import transaction
-from storage.errors import NotFound
+from storage.errors import DatabaseUnavailable, NotFound
 from storage.jobs import JobRepository
 from storage.models import Job
 from workers.control.submissions import parse_submission, record_submission, request_cancel
@@ -21,18 +21,33 @@ from workers.logs import job_logging
 from workers.runtime import runtime_for
 
 log = logging.getLogger("cipml.control")
+T = TypeVar("T", bound=BaseModel)
 
 
 def job_info(job: Job) -> JobInfo:
-    error = ErrorInfo(code=job.error_code, message=job.error_message or "") \
-        if job.error_code else None
+    error = (
+        ErrorInfo(code=job.error_code, message=job.error_message or "") if job.error_code else None
+    )
     return JobInfo(
-        id=job.id, type=job.type, status=job.status, params=job.params or {},
-        progress=job.progress, result=job.result, error=error, attempts=job.attempts,
-        idempotency_key=job.idempotency_key, parent_id=job.parent_id,
-        cancel_requested=job.cancel_requested, created_at=job.created_at,
-        started_at=job.started_at, finished_at=job.finished_at, worker=job.worker,
-        wall_s=job.wall_s, cpu_s=job.cpu_s, peak_rss_bytes=job.peak_rss_bytes)
+        id=job.id,
+        type=job.type,
+        status=job.status,
+        params=job.params or {},
+        progress=job.progress,
+        result=job.result,
+        error=error,
+        attempts=job.attempts,
+        idempotency_key=job.idempotency_key,
+        parent_id=job.parent_id,
+        cancel_requested=job.cancel_requested,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        worker=job.worker,
+        wall_s=job.wall_s,
+        cpu_s=job.cpu_s,
+        peak_rss_bytes=job.peak_rss_bytes,
+    )
 
 
 def _reply(**fields: Any) -> dict[str, Any]:
@@ -43,7 +58,36 @@ def _refused(code: str, message: str) -> dict[str, Any]:
     return _reply(ok=False, error=ErrorInfo(code=code, message=message))
 
 
-@shared_task(name=TaskName.SUBMIT.value, bind=True, acks_late=True)
+def _parse(model: type[T], payload: Any) -> T | dict[str, Any]:
+    """The request, or the refusal to send back (a newer contract, a malformed body)."""
+    contract = payload.get("contract") if isinstance(payload, dict) else None
+    if isinstance(contract, int) and contract > CONTRACT_VERSION:
+        return _refused(
+            ErrorCode.CONTRACT_VERSION_UNSUPPORTED,
+            f"the client speaks contract {contract}, this worker knows up to "
+            f"{CONTRACT_VERSION}: upgrade the workers before the clients",
+        )
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        return _refused(ErrorCode.INVALID_MESSAGE, str(exc))
+
+
+UNAVAILABLE = (
+    "the job database is unavailable right now; the request was not lost on the "
+    "worker side, retry shortly (and check the database if it persists)"
+)
+
+
+@shared_task(
+    name=TaskName.SUBMIT.value,
+    bind=True,
+    acks_late=True,
+    autoretry_for=(DatabaseUnavailable,),
+    retry_backoff=True,
+    retry_backoff_max=60,
+    max_retries=8,
+)
 def submit(self: Task, payload: Any) -> dict[str, Any]:
     runtime = runtime_for(self.app)
     request, refusal, known = parse_submission(payload)
@@ -60,55 +104,75 @@ def submit(self: Task, payload: Any) -> dict[str, Any]:
     if submission.should_dispatch:
         # After commit: the job task reads the row this transaction wrote.
         soft, hard = runtime.settings.limits_for(job.queue or "control")
-        self.app.send_task(job_task_name(job.type),
-                           args=[JobMessage(job_id=job.id, job_type=job.type).to_json()],
-                           task_id=job.id, queue=job.queue, soft_time_limit=soft,
-                           time_limit=hard)
+        self.app.send_task(
+            job_task_name(job.type),
+            args=[JobMessage(job_id=job.id, job_type=job.type).to_json()],
+            task_id=job.id,
+            queue=job.queue,
+            soft_time_limit=soft,
+            time_limit=hard,
+        )
     elif JobStatus(job.status).is_terminal:
         publish(self, job)
     if refusal is not None and submission.created:
         log.warning("job refused: [%s] %s", refusal.code, refusal.message)
-    return _reply(ok=refusal is None, job=job_info(job),
-                  error=ErrorInfo(code=refusal.code, message=refusal.message) if refusal else None)
+    return _reply(
+        ok=refusal is None,
+        job=job_info(job),
+        error=ErrorInfo(code=refusal.code, message=refusal.message) if refusal else None,
+    )
 
 
 @shared_task(name=TaskName.GET_JOB.value, bind=True)
 def get_job(self: Task, payload: Any) -> dict[str, Any]:
+    ref = _parse(JobRef, payload)
+    if isinstance(ref, dict):
+        return ref
     try:
-        ref = JobRef.model_validate(payload)
-    except ValidationError as exc:
-        return _refused(ErrorCode.INVALID_MESSAGE, str(exc))
-    with transaction(runtime_for(self.app).sessions) as session:
-        job = JobRepository(session).get(ref.job_id)
-        if job is None:
-            return _refused(ErrorCode.JOB_NOT_FOUND, f"no job {ref.job_id}")
-        return _reply(ok=True, job=job_info(job))
+        with transaction(runtime_for(self.app).sessions) as session:
+            job = JobRepository(session).get(ref.job_id)
+            if job is None:
+                return _refused(ErrorCode.JOB_NOT_FOUND, f"no job {ref.job_id}")
+            return _reply(ok=True, job=job_info(job))
+    except DatabaseUnavailable:
+        return _refused(ErrorCode.DATABASE_UNAVAILABLE, UNAVAILABLE)
 
 
 @shared_task(name=TaskName.LIST_JOBS.value, bind=True)
 def list_jobs(self: Task, payload: Any) -> dict[str, Any]:
+    request = _parse(ListJobsRequest, payload)
+    if isinstance(request, dict):
+        return request
     try:
-        request = ListJobsRequest.model_validate(payload)
-    except ValidationError as exc:
-        return _refused(ErrorCode.INVALID_MESSAGE, str(exc))
+        return _list(self, request)
+    except DatabaseUnavailable:
+        return _refused(ErrorCode.DATABASE_UNAVAILABLE, UNAVAILABLE)
+
+
+def _list(self: Task, request: ListJobsRequest) -> dict[str, Any]:
     with transaction(runtime_for(self.app).sessions) as session:
-        jobs = JobRepository(session).list(statuses=request.status, job_type=request.job_type,
-                                           limit=request.limit, offset=request.offset)
+        jobs = JobRepository(session).find(
+            statuses=request.status,
+            job_type=request.job_type,
+            limit=request.limit,
+            offset=request.offset,
+        )
         return _reply(ok=True, jobs=[job_info(job) for job in jobs])
 
 
 @shared_task(name=TaskName.CANCEL.value, bind=True)
 def cancel(self: Task, payload: Any) -> dict[str, Any]:
-    try:
-        ref = JobRef.model_validate(payload)
-    except ValidationError as exc:
-        return _refused(ErrorCode.INVALID_MESSAGE, str(exc))
+    ref = _parse(JobRef, payload)
+    if isinstance(ref, dict):
+        return ref
     runtime = runtime_for(self.app)
     try:
         with job_logging(ref.job_id), transaction(runtime.sessions) as session:
             job, message, ended_now = request_cancel(session, ref.job_id, ref.actor)
     except NotFound:
         return _refused(ErrorCode.JOB_NOT_FOUND, f"no job {ref.job_id}")
+    except DatabaseUnavailable:
+        return _refused(ErrorCode.DATABASE_UNAVAILABLE, UNAVAILABLE)
     if ended_now:
         publish(self, job)
         _revoke(self, job.id)

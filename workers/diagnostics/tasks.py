@@ -24,13 +24,13 @@ def fanout_job(self: Task, message: Any) -> dict[str, Any]:
     return run_job(self, message, probe.start_fanout)
 
 
-@shared_task(name=probe.PART_TASK, bind=True, acks_late=True, reject_on_worker_lost=True,
-             ignore_result=True)
+@shared_task(
+    name=probe.PART_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True
+)
 def fanout_part(self: Task, payload: dict[str, Any]) -> bool:
     runtime = runtime_for(self.app)
     settings = runtime.settings
-    result = probe.run_part(payload, Path(settings.home) / "faults",
-                            settings.allow_fault_injection)
+    result = probe.run_part(payload, Path(settings.home) / "faults", settings.allow_fault_injection)
     return complete_part(runtime, self.app, payload["group_id"], str(payload["part"]), result)
 
 

@@ -22,8 +22,9 @@ log = logging.getLogger("cipml.job")
 
 
 class JobContext:
-    def __init__(self, runtime: Runtime, task: Task, job_id: str, job_type: str,
-                 attempt: int) -> None:
+    def __init__(
+        self, runtime: Runtime, task: Task, job_id: str, job_type: str, attempt: int
+    ) -> None:
         self.runtime = runtime
         self.task = task
         self.job_id = job_id
@@ -41,23 +42,40 @@ class JobContext:
         with transaction(self.runtime.sessions) as session:
             yield session
 
-    def progress(self, stage: str, done: float, total: float | None = None, line: str = "",
-                 *, force: bool = False) -> None:
+    def progress(
+        self,
+        stage: str,
+        done: float,
+        total: float | None = None,
+        line: str = "",
+        *,
+        force: bool = False,
+    ) -> None:
         """Report progress; at most every CIPML_PROGRESS_INTERVAL_S unless the stage changes
         or the work is done. Raises JobCancelledSignal when a cancel was requested."""
         now = time.monotonic()
         finished = total is not None and done >= total
-        if not (force or finished or stage != self._last_stage
-                or now - self._last_write >= self.settings.progress_interval_s):
+        if not (
+            force
+            or finished
+            or stage != self._last_stage
+            or now - self._last_write >= self.settings.progress_interval_s
+        ):
             return
         self._last_write, self._last_stage = now, stage
         line = line or (f"{stage}: {done:g}/{total:g}" if total else f"{stage}: {done:g}")
-        payload = {"stage": stage, "done": done, "total": total, "line": line,
-                   "updated_at": utcnow().isoformat()}
+        payload = {
+            "stage": stage,
+            "done": done,
+            "total": total,
+            "line": line,
+            "updated_at": utcnow().isoformat(),
+        }
         with self.session() as session:
             cancel = JobRepository(session).set_progress(self.job_id, payload)
-        self.task.backend.store_result(self.job_id, {"job_id": self.job_id, "progress": payload},
-                                       PROGRESS_STATE)
+        self.task.backend.store_result(
+            self.job_id, {"job_id": self.job_id, "progress": payload}, PROGRESS_STATE
+        )
         log.info("progress %s", line)
         if cancel:
             raise JobCancelledSignal()
@@ -69,9 +87,16 @@ class JobContext:
         if cancel:
             raise JobCancelledSignal()
 
-    def send_after_commit(self, name: str, payload: dict[str, Any], *, queue: str,
-                          task_id: str | None = None) -> None:
+    def send_after_commit(
+        self, name: str, payload: dict[str, Any], *, queue: str, task_id: str | None = None
+    ) -> None:
         """Send a task by name (call only after the rows it reads are committed)."""
         soft, hard = self.settings.limits_for(queue)
-        self.task.app.send_task(name, args=[payload], queue=queue, task_id=task_id,
-                                soft_time_limit=soft, time_limit=hard)
+        self.task.app.send_task(
+            name,
+            args=[payload],
+            queue=queue,
+            task_id=task_id,
+            soft_time_limit=soft,
+            time_limit=hard,
+        )

@@ -10,18 +10,20 @@ keeps serving.
 from __future__ import annotations
 
 import logging
+import socket
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import psutil
 from celery import Task
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 from api_client.contract import ErrorCode, JobStatus
 from api_client.errors import InvalidRequest
 from api_client.schemas import ErrorInfo, JobSummary, validate_params
-from storage.db import is_transient, transaction
+from storage.db import is_transient, make_engine, make_session_factory, transaction
 from storage.errors import NotFound
 from storage.jobs import JobRepository
 from storage.models import Job, utcnow
@@ -32,13 +34,14 @@ from workers.jobs.registry import Handler, Waiting
 from workers.jobs.resources import ResourceMeter
 from workers.logs import job_logging
 from workers.runtime import Runtime, runtime_for
+from workers.settings import Settings
 
 log = logging.getLogger("cipml.job")
 
 DB_RETRY_LIMIT = 5
 
 
-class JobTask(Task):  # type: ignore[misc]
+class JobTask(Task):
     """Base of job tasks: the job row, not Celery's result, is the outcome."""
 
     abstract = True
@@ -46,6 +49,52 @@ class JobTask(Task):  # type: ignore[misc]
     acks_late = True
     reject_on_worker_lost = True
     max_retries = DB_RETRY_LIMIT
+
+    def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        """Celery calls this in the worker's main process when the hard time limit killed
+        the job's process: no code of the job ran to record it, so record it here."""
+        if not isinstance(exc, TimeLimitExceeded):
+            return
+        payload = args[0] if args else None
+        job_id = payload.get("job_id") if isinstance(payload, dict) else None
+        if not isinstance(job_id, str):
+            return
+        _record_hard_time_limit(self, job_id, exc)
+
+
+def _record_hard_time_limit(task: Task, job_id: str, exc: TimeLimitExceeded) -> None:
+    settings: Settings = task.app.cipml_settings
+    # A throwaway engine: the main process forks new pool children, which must not
+    # inherit open connections.
+    engine = make_engine(settings.database, pool_size=1)
+    try:
+        sessions = make_session_factory(engine)
+        with transaction(sessions) as session:
+            jobs = JobRepository(session)
+            job = jobs.get(job_id)
+            if job is None:
+                return
+            hard = settings.limits_for(job.queue or "control")[1]
+            ended = jobs.finish(
+                job_id,
+                JobStatus.FAILED,
+                error_code=ErrorCode.TIME_LIMIT_EXCEEDED,
+                error_message=(
+                    f"the job's process was killed at its {hard:g}s hard time "
+                    "limit (it did not stop at the soft limit); raise the limit "
+                    "with CIPML_TIME_LIMITS or give the job less work"
+                ),
+            )
+            if ended:
+                jobs.add_event(
+                    job_id,
+                    "failed",
+                    detail={"code": "time_limit_exceeded", "hard": True, "limit": str(exc)},
+                )
+            job = jobs.require(job_id)
+        publish(task, job)
+    finally:
+        engine.dispose()
 
 
 @dataclass(frozen=True)
@@ -60,14 +109,14 @@ def run_job(task: Task, raw_message: Any, handler: Handler) -> dict[str, Any]:
     return _run_step(task, raw_message, handler, follow_up=False)
 
 
-def run_follow_up(task: Task, raw_message: Any, step: Callable[[JobContext], dict[str, Any]]
-                  ) -> dict[str, Any]:
+def run_follow_up(
+    task: Task, raw_message: Any, step: Callable[[JobContext], dict[str, Any]]
+) -> dict[str, Any]:
     """The body of a follow-up task that ends a WAITING job (started by the fan-in helper)."""
     return _run_step(task, raw_message, lambda ctx, _params: step(ctx), follow_up=True)
 
 
-def _run_step(task: Task, raw_message: Any, handler: Handler, *, follow_up: bool
-              ) -> dict[str, Any]:
+def _run_step(task: Task, raw_message: Any, handler: Handler, *, follow_up: bool) -> dict[str, Any]:
     try:
         job_id = JobMessage.parse(raw_message).job_id if not follow_up else _job_id(raw_message)
     except InvalidRequest as exc:
@@ -80,21 +129,24 @@ def _run_step(task: Task, raw_message: Any, handler: Handler, *, follow_up: bool
         except Exception as exc:
             if is_transient(exc) and task.request.retries < DB_RETRY_LIMIT:
                 log.warning("database unavailable (%s); retrying the job", exc)
-                raise task.retry(countdown=2 ** task.request.retries, exc=exc) from exc
+                raise task.retry(countdown=2**task.request.retries, exc=exc) from exc
             raise
 
 
 def _job_id(raw: Any) -> str:
     if isinstance(raw, dict) and isinstance(raw.get("job_id"), str):
         return str(raw["job_id"])
-    raise InvalidRequest("a follow-up message needs a string 'job_id'",
-                         code=ErrorCode.INVALID_MESSAGE)
+    raise InvalidRequest(
+        "a follow-up message needs a string 'job_id'", code=ErrorCode.INVALID_MESSAGE
+    )
 
 
-def _run(task: Task, runtime: Runtime, job_id: str, handler: Handler, follow_up: bool
-         ) -> dict[str, Any]:
+def _run(
+    task: Task, runtime: Runtime, job_id: str, handler: Handler, follow_up: bool
+) -> dict[str, Any]:
     redelivered = bool((task.request.delivery_info or {}).get("redelivered")) or bool(
-        task.request.retries)
+        task.request.retries
+    )
     claim = _claim(runtime, job_id, redelivered, follow_up)
     if not claim.run:
         return publish(task, claim.job)
@@ -111,25 +163,50 @@ def _run(task: Task, runtime: Runtime, job_id: str, handler: Handler, follow_up:
     except JobError as exc:
         status, error = JobStatus.FAILED, ErrorInfo(code=exc.code, message=exc.message)
     except JobCancelledSignal:
-        status, error = JobStatus.CANCELLED, ErrorInfo(
-            code=ErrorCode.CANCELLED, message="cancelled on request while running")
+        status, error = (
+            JobStatus.CANCELLED,
+            ErrorInfo(code=ErrorCode.CANCELLED, message="cancelled on request while running"),
+        )
     except SoftTimeLimitExceeded:
         soft, _ = runtime.settings.limits_for(claim.job.queue or "control")
-        status, error = JobStatus.FAILED, ErrorInfo(code=ErrorCode.TIME_LIMIT_EXCEEDED, message=(
-            f"the job ran past its {soft:g}s soft time limit; raise it with CIPML_TIME_LIMITS "
-            "or give the job less work"))
+        status, error = (
+            JobStatus.FAILED,
+            ErrorInfo(
+                code=ErrorCode.TIME_LIMIT_EXCEEDED,
+                message=(
+                    f"the job ran past its {soft:g}s soft time limit; raise it with "
+                    "CIPML_TIME_LIMITS "
+                    "or give the job less work"
+                ),
+            ),
+        )
     except Exception as exc:
         if is_transient(exc):
             raise
         log.error("job crashed: %s", traceback.format_exc())
-        status, error = JobStatus.FAILED, ErrorInfo(code=ErrorCode.INTERNAL_ERROR, message=(
-            f"unexpected {type(exc).__name__}: {exc}. The worker logs (job_id={claim.job.id}) "
-            "have the traceback; please report it."))
+        status, error = (
+            JobStatus.FAILED,
+            ErrorInfo(
+                code=ErrorCode.INTERNAL_ERROR,
+                message=(
+                    f"unexpected {type(exc).__name__}: {exc}. The worker logs "
+                    f"(job_id={claim.job.id}) "
+                    "have the traceback; please report it."
+                ),
+            ),
+        )
     usage = meter.usage.as_columns() if meter.usage else None
     if isinstance(outcome, Waiting):
         return _wait(runtime, claim.job.id, outcome, usage)
-    return finish(task, runtime, claim.job.id, status, result=outcome if error is None else None,
-                  error=error, resources=usage)
+    return finish(
+        task,
+        runtime,
+        claim.job.id,
+        status,
+        result=outcome if error is None else None,
+        error=error,
+        resources=usage,
+    )
 
 
 def _claim(runtime: Runtime, job_id: str, redelivered: bool, follow_up: bool) -> Claim:
@@ -144,14 +221,20 @@ def _claim(runtime: Runtime, job_id: str, redelivered: bool, follow_up: bool) ->
         job = jobs.get(job_id, for_update=True)
         if job is None:
             raise NotFound(f"job {job_id} has no record; was it submitted through control?")
-        takeover = job.status == JobStatus.RUNNING and redelivered
+        takeover = job.status == JobStatus.RUNNING and (
+            redelivered or _local_process_gone(job.worker)
+        )
         if job.status != entry and not takeover:
             if job.status == JobStatus.RUNNING:
                 log.warning("duplicate delivery of a running job ignored")
             return Claim(run=False, attempt=job.attempts, job=job)
         if job.cancel_requested:
-            jobs.finish(job_id, JobStatus.CANCELLED, error_code=ErrorCode.CANCELLED,
-                        error_message="cancelled before it started")
+            jobs.finish(
+                job_id,
+                JobStatus.CANCELLED,
+                error_code=ErrorCode.CANCELLED,
+                error_message="cancelled before it started",
+            )
             jobs.add_event(job_id, "cancelled", attempt=job.attempts)
             session.flush()
             session.refresh(job)
@@ -159,11 +242,17 @@ def _claim(runtime: Runtime, job_id: str, redelivered: bool, follow_up: bool) ->
         if takeover or not follow_up:
             job.attempts += 1
         if job.attempts > max_attempts:
-            jobs.finish(job_id, JobStatus.FAILED, error_code=ErrorCode.WORKER_LOST, error_message=(
-                f"the job was delivered {max_attempts} times and its worker process died each "
-                f"time (killed, out of memory, or past its hard time limit; last worker "
-                f"{job.worker}). It was not run again: check that worker's logs and memory, "
-                "then resubmit"))
+            jobs.finish(
+                job_id,
+                JobStatus.FAILED,
+                error_code=ErrorCode.WORKER_LOST,
+                error_message=(
+                    f"the job was delivered {max_attempts} times and its worker process died each "
+                    f"time (killed or out of memory; last worker "
+                    f"{job.worker}). It was not run again: check that worker's logs and memory, "
+                    "then resubmit"
+                ),
+            )
             jobs.add_event(job_id, "failed", attempt=job.attempts, detail={"code": "worker_lost"})
             session.flush()
             session.refresh(job)
@@ -172,14 +261,29 @@ def _claim(runtime: Runtime, job_id: str, redelivered: bool, follow_up: bool) ->
         job.started_at = job.started_at or utcnow()
         job.heartbeat_at = utcnow()
         job.worker = runtime.worker_name
-        jobs.add_event(job_id, "follow_up_started" if follow_up else "started",
-                       attempt=job.attempts, worker=runtime.worker_name,
-                       detail={"redelivered": redelivered})
+        jobs.add_event(
+            job_id,
+            "follow_up_started" if follow_up else "started",
+            attempt=job.attempts,
+            worker=runtime.worker_name,
+            detail={"redelivered": redelivered},
+        )
         return Claim(run=True, attempt=job.attempts, job=job)
 
 
-def _wait(runtime: Runtime, job_id: str, waiting: Waiting,
-          usage: dict[str, Any] | None) -> dict[str, Any]:
+def _local_process_gone(worker: str | None) -> bool:
+    """Whether the process that last ran the job was on this machine and has died. The
+    embedded broker requeues a killed pool child's message without a redelivered flag;
+    this tells that requeue from a duplicate message."""
+    if not worker or ":" not in worker:
+        return False
+    host, _, pid = worker.rpartition(":")
+    return host == socket.gethostname() and pid.isdigit() and not psutil.pid_exists(int(pid))
+
+
+def _wait(
+    runtime: Runtime, job_id: str, waiting: Waiting, usage: dict[str, Any] | None
+) -> dict[str, Any]:
     with transaction(runtime.sessions) as session:
         jobs = JobRepository(session)
         job = jobs.require(job_id, for_update=True)
@@ -192,18 +296,31 @@ def _wait(runtime: Runtime, job_id: str, waiting: Waiting,
     return {"job_id": job_id, "status": job.status}
 
 
-def finish(task: Task, runtime: Runtime, job_id: str, status: JobStatus, *,
-           result: dict[str, Any] | None = None, error: ErrorInfo | None = None,
-           resources: dict[str, Any] | None = None) -> dict[str, Any]:
+def finish(
+    task: Task,
+    runtime: Runtime,
+    job_id: str,
+    status: JobStatus,
+    *,
+    result: dict[str, Any] | None = None,
+    error: ErrorInfo | None = None,
+    resources: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """End the job (unless it already ended) and publish its summary."""
     with transaction(runtime.sessions) as session:
         jobs = JobRepository(session)
-        ended = jobs.finish(job_id, status, result=result,
-                            error_code=error.code if error else None,
-                            error_message=error.message if error else None, resources=resources)
+        ended = jobs.finish(
+            job_id,
+            status,
+            result=result,
+            error_code=error.code if error else None,
+            error_message=error.message if error else None,
+            resources=resources,
+        )
         if ended:
-            jobs.add_event(job_id, status.value.lower(),
-                           detail={"code": error.code} if error else None)
+            jobs.add_event(
+                job_id, status.value.lower(), detail={"code": error.code} if error else None
+            )
         job = jobs.require(job_id)
     if ended:
         log.info("job %s", job.status, extra={"data": {"error_code": job.error_code}})
@@ -211,8 +328,9 @@ def finish(task: Task, runtime: Runtime, job_id: str, status: JobStatus, *,
 
 
 def summary_of(job: Job) -> JobSummary:
-    error = ErrorInfo(code=job.error_code, message=job.error_message or "") if job.error_code \
-        else None
+    error = (
+        ErrorInfo(code=job.error_code, message=job.error_message or "") if job.error_code else None
+    )
     return JobSummary(job_id=job.id, status=job.status, result=job.result, error=error)
 
 

@@ -27,8 +27,11 @@ class Usage:
     peak_rss_bytes: int
 
     def as_columns(self) -> dict[str, float | int]:
-        return {"wall_s": round(self.wall_s, 6), "cpu_s": round(self.cpu_s, 6),
-                "peak_rss_bytes": self.peak_rss_bytes}
+        return {
+            "wall_s": round(self.wall_s, 6),
+            "cpu_s": round(self.cpu_s, 6),
+            "peak_rss_bytes": self.peak_rss_bytes,
+        }
 
 
 def _cpu_seconds() -> float:
@@ -73,12 +76,18 @@ class ResourceMeter:
         self._thread.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self._stop.set()
         self._thread.join(timeout=1)
         peak = max(self._sampled_peak, self._process.memory_info().rss)
         hwm = _vm_hwm_bytes() if self._hwm_reset else None
-        self.usage = Usage(wall_s=time.perf_counter() - self._wall0,
-                           cpu_s=_cpu_seconds() - self._cpu0,
-                           peak_rss_bytes=max(peak, hwm or 0))
+        self.usage = Usage(
+            wall_s=time.perf_counter() - self._wall0,
+            cpu_s=_cpu_seconds() - self._cpu0,
+            peak_rss_bytes=max(peak, hwm or 0),
+        )
