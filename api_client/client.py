@@ -238,9 +238,13 @@ class JobHandle:
         try:
             return self.client.job(self.id)
         except JobNotFound:
-            if self.job_type is not None and self.client._submit_pending(self.id):
+            if self.job_type is None:
+                raise
+            if self.client._submit_pending(self.id):
                 return JobInfo(id=self.id, type=self.job_type, status=JobStatus.QUEUED)
-            raise
+        # The submit was recorded after the lookup ran (brokers need not keep the order of
+        # two messages): the record exists now.
+        return self.client.job(self.id)
 
     def status(self) -> str:
         return self.info().status
