@@ -202,7 +202,8 @@ def beat(celery_args: tuple[str, ...]) -> None:
         schedule_file,
         *celery_args,
     ]
-    raise SystemExit(subprocess.call(command, env=os.environ.copy()))
+    # exec, not a child process: signals reach beat itself and no orphan is left behind.
+    os.execv(sys.executable, command)
 
 
 # ---------------------------------------------------------------------- jobs

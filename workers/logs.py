@@ -37,8 +37,14 @@ class JsonFormatter(logging.Formatter):
             "job_id": getattr(record, "job_id", None) or current_job_id.get(),
             "msg": record.getMessage(),
         }
-        if record.name.startswith("cipml") and hasattr(record, "data"):
-            entry["data"] = record.data
+        data = getattr(record, "data", None)
+        if record.name.startswith("cipml") and data is not None:
+            entry["data"] = data
+        elif isinstance(data, dict) and data.get("id"):
+            # Celery's own task records: the task id, which is the job id for job tasks.
+            entry["task_id"] = data["id"]
+            if entry["job_id"] is None and str(data.get("name", "")).startswith("cipml.job."):
+                entry["job_id"] = data["id"]
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)

@@ -196,6 +196,8 @@ def _run(
             ),
         )
     usage = meter.usage.as_columns() if meter.usage else None
+    if follow_up and usage is not None:
+        usage = _add_usage(claim.job, usage)
     if isinstance(outcome, Waiting):
         return _wait(runtime, claim.job.id, outcome, usage)
     return finish(
@@ -269,6 +271,15 @@ def _claim(runtime: Runtime, job_id: str, redelivered: bool, follow_up: bool) ->
             detail={"redelivered": redelivered},
         )
         return Claim(run=True, attempt=job.attempts, job=job)
+
+
+def _add_usage(job: Job, step: dict[str, Any]) -> dict[str, Any]:
+    """A job's resource figures cover all its steps: times add up, the peak is the max."""
+    return {
+        "wall_s": (job.wall_s or 0) + step["wall_s"],
+        "cpu_s": (job.cpu_s or 0) + step["cpu_s"],
+        "peak_rss_bytes": max(job.peak_rss_bytes or 0, step["peak_rss_bytes"]),
+    }
 
 
 def _local_process_gone(worker: str | None) -> bool:
