@@ -1,10 +1,11 @@
 """Run a job delivered to a worker: claim it, run its handler, record how it ended.
 
 A delivery claims the job in one transaction: a finished, cancelled or WAITING job is
-not run again (a redelivered message returns the recorded outcome); every claim counts
-an attempt, and past CIPML_MAX_ATTEMPTS the job ends FAILED ``worker_lost`` instead of
-running. Whatever happens inside the handler, the job ends with a status and the worker
-keeps serving.
+not run again (a redelivered message returns the recorded outcome). The first delivery
+and every delivery that replaces a dead one count an attempt; past CIPML_MAX_ATTEMPTS the
+job ends FAILED ``worker_lost`` instead of running. A retry after a transient database
+error is not an attempt: nothing died. Whatever happens inside the handler, the job ends
+with a status and the worker keeps serving.
 """
 
 from __future__ import annotations
@@ -98,6 +99,12 @@ def _record_hard_time_limit(task: Task, job_id: str, exc: TimeLimitExceeded) -> 
 
 
 @dataclass(frozen=True)
+class Delivery:
+    redelivered: bool  # the broker says an earlier delivery of this message was lost
+    retry: int  # Celery retries after a transient database error
+
+
+@dataclass(frozen=True)
 class Claim:
     run: bool
     attempt: int
@@ -144,10 +151,11 @@ def _job_id(raw: Any) -> str:
 def _run(
     task: Task, runtime: Runtime, job_id: str, handler: Handler, follow_up: bool
 ) -> dict[str, Any]:
-    redelivered = bool((task.request.delivery_info or {}).get("redelivered")) or bool(
-        task.request.retries
+    delivery = Delivery(
+        redelivered=bool((task.request.delivery_info or {}).get("redelivered")),
+        retry=int(task.request.retries or 0),
     )
-    claim = _claim(runtime, job_id, redelivered, follow_up)
+    claim = _claim(runtime, job_id, delivery, follow_up)
     if not claim.run:
         return publish(task, claim.job)
     ctx = JobContext(runtime, task, claim.job.id, claim.job.type, claim.attempt)
@@ -211,11 +219,10 @@ def _run(
     )
 
 
-def _claim(runtime: Runtime, job_id: str, redelivered: bool, follow_up: bool) -> Claim:
+def _claim(runtime: Runtime, job_id: str, delivery: Delivery, follow_up: bool) -> Claim:
     """Decide whether this delivery runs the step. A step starts from QUEUED (the first
-    step) or WAITING (a follow-up); a RUNNING job is taken over only by a redelivery
-    (its previous delivery died), never by a duplicate message. Attempts count the first
-    delivery and every redelivery."""
+    step) or WAITING (a follow-up); a RUNNING job is taken over only by a redelivery (its
+    previous delivery died) or by its own retry, never by a duplicate message."""
     entry = JobStatus.WAITING if follow_up else JobStatus.QUEUED
     max_attempts = runtime.settings.max_attempts
     with transaction(runtime.sessions) as session:
@@ -223,9 +230,9 @@ def _claim(runtime: Runtime, job_id: str, redelivered: bool, follow_up: bool) ->
         job = jobs.get(job_id, for_update=True)
         if job is None:
             raise NotFound(f"job {job_id} has no record; was it submitted through control?")
-        takeover = job.status == JobStatus.RUNNING and (
-            redelivered or _local_process_gone(job.worker)
-        )
+        running = job.status == JobStatus.RUNNING
+        died = running and (delivery.redelivered or _local_process_gone(job.worker))
+        takeover = died or (running and delivery.retry > 0)
         if job.status != entry and not takeover:
             if job.status == JobStatus.RUNNING:
                 log.warning("duplicate delivery of a running job ignored")
@@ -241,7 +248,7 @@ def _claim(runtime: Runtime, job_id: str, redelivered: bool, follow_up: bool) ->
             session.flush()
             session.refresh(job)
             return Claim(run=False, attempt=job.attempts, job=job)
-        if takeover or not follow_up:
+        if died or (job.status == entry and not follow_up):
             job.attempts += 1
         if job.attempts > max_attempts:
             jobs.finish(
@@ -268,7 +275,7 @@ def _claim(runtime: Runtime, job_id: str, redelivered: bool, follow_up: bool) ->
             "follow_up_started" if follow_up else "started",
             attempt=job.attempts,
             worker=runtime.worker_name,
-            detail={"redelivered": redelivered},
+            detail={"redelivered": died, "retry": delivery.retry},
         )
         return Claim(run=True, attempt=job.attempts, job=job)
 
