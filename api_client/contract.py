@@ -57,6 +57,17 @@ class ErrorCode(StrEnum):
     ARTIFACT_NOT_FOUND = "artifact_not_found"
     ARTIFACT_CORRUPT = "artifact_corrupt"
     PATH_OUTSIDE_ROOT = "path_outside_root"
+    EMPTY_FILE = "empty_file"
+    NO_ROWS = "no_rows"
+    PARSE_ERROR = "parse_error"
+    ENCODING_ERROR = "encoding_error"
+    DUPLICATE_COLUMNS = "duplicate_columns"
+    TOO_MANY_COLUMNS = "too_many_columns"
+    TOO_MANY_ROWS = "too_many_rows"
+    FILE_TOO_LARGE = "file_too_large"
+    SCHEMA_MISMATCH = "schema_mismatch"
+    UNSUPPORTED_FORMAT = "unsupported_format"
+    UNREADABLE_FILE = "unreadable_file"
 
 
 class TaskName(StrEnum):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -61,20 +62,54 @@ class FanoutParams(StrictModel):
     )
 
 
-# Job types known to this contract: name -> (params schema, queue when params name none).
-JOB_TYPES: dict[str, type[StrictModel]] = {
-    "diagnostics.probe": ProbeParams,
-    "diagnostics.fanout": FanoutParams,
+DTYPES = ("int64", "float64", "string", "bool", "timestamp", "date")
+DType = Literal["int64", "float64", "string", "bool", "timestamp", "date"]
+
+
+class IngestParams(StrictModel):
+    """ingest_dataset: a CSV or Parquet file inside the data roots (or an fsspec URL under a
+    root) becomes a registered Parquet dataset."""
+
+    uri: str = Field(
+        min_length=1,
+        max_length=4096,
+        description=(
+            "path inside a data root (relative paths are looked up in the roots), or a URL "
+            "under a root such as s3://bucket/in/orders.csv"
+        ),
+    )
+    name: str = Field(
+        min_length=1,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="dataset name; each new source registers the next version",
+    )
+    dtypes: dict[str, DType] | None = Field(
+        None, description=("declared column types (the rest are inferred from the first block)")
+    )
+    format: Literal["csv", "parquet"] | None = Field(
+        None, description=("file format; default from the file name (.csv, .csv.gz, .parquet)")
+    )
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    params: type[StrictModel]
+    queue: str
+
+
+# Job types known to this contract. A ``queue`` param, where a type has one, overrides.
+JOB_TYPES: dict[str, JobSpec] = {
+    "diagnostics.probe": JobSpec(ProbeParams, Queue.PREPROCESSING.value),
+    "diagnostics.fanout": JobSpec(FanoutParams, Queue.PREPROCESSING.value),
+    "ingest_dataset": JobSpec(IngestParams, Queue.PREPROCESSING.value),
 }
 
 
 def job_queue(job_type: str, params: BaseModel) -> str:
     """The broker queue a job of this type runs on."""
     queue = getattr(params, "queue", None)
-    if queue is not None:
-        return str(Queue(queue).value)
-    family = job_type.split(".", 1)[0]
-    return family if family in Queue._value2member_map_ else Queue.CONTROL.value
+    return str(Queue(queue).value) if queue is not None else JOB_TYPES[job_type].queue
 
 
 # ---------------------------------------------------------------- envelopes
@@ -173,8 +208,8 @@ def validate_params(job_type: str, params: object) -> StrictModel:
     """Check ``params`` against the schema of ``job_type``; InvalidRequest names the fault."""
     from api_client.errors import InvalidRequest
 
-    schema = JOB_TYPES.get(job_type)
-    if schema is None:
+    spec = JOB_TYPES.get(job_type)
+    if spec is None:
         known = ", ".join(sorted(JOB_TYPES))
         raise InvalidRequest(
             f"unknown job type {job_type!r}; known types: {known}", code="unknown_job_type"
@@ -184,7 +219,7 @@ def validate_params(job_type: str, params: object) -> StrictModel:
             f"params of {job_type} must be a JSON object, got {type(params).__name__}"
         )
     try:
-        return schema.model_validate(params)
+        return spec.params.model_validate(params)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or 'params'}: {err['msg']}"

@@ -50,16 +50,27 @@ class DatasetRepository:
             select(Dataset).where(Dataset.created_by_job == job_id, Dataset.name == name)
         )
 
+    def _same(self, dataset: Dataset) -> Dataset | None:
+        """The registered dataset this one would duplicate: same job output, or same
+        source bytes under the same name."""
+        if dataset.created_by_job is not None:
+            existing = self.by_job(dataset.created_by_job, dataset.name)
+            if existing is not None:
+                return existing
+        if dataset.source_sha256 is not None:
+            return self.by_source(dataset.name, dataset.source_sha256)
+        return None
+
     def register(self, dataset: Dataset) -> tuple[Dataset, bool]:
-        """Register the next version of ``dataset.name``; idempotent per (job, name).
+        """Register the next version of ``dataset.name``; idempotent per (job, name) and per
+        (name, source sha256).
 
         Returns (dataset, created). The stored artifact must be recorded already; this
         adds the dataset's reference to it in the same transaction.
         """
-        if dataset.created_by_job is not None:
-            existing = self.by_job(dataset.created_by_job, dataset.name)
-            if existing is not None:
-                return existing, False
+        existing = self._same(dataset)
+        if existing is not None:
+            return existing, False
         for _ in range(_VERSION_RACE_RETRIES):
             current = self.session.scalar(
                 select(func.max(Dataset.version)).where(Dataset.name == dataset.name)
@@ -70,10 +81,9 @@ class DatasetRepository:
                     self.session.add(dataset)
                     self.session.flush()
             except IntegrityError:
-                if dataset.created_by_job is not None:
-                    existing = self.by_job(dataset.created_by_job, dataset.name)
-                    if existing is not None:
-                        return existing, False
+                existing = self._same(dataset)
+                if existing is not None:
+                    return existing, False
                 continue
             ArtifactRepository(self.session).add_ref(
                 dataset.stored_sha256, "dataset", str(dataset.id)

@@ -158,6 +158,8 @@ class Dataset(Base):
         UniqueConstraint("name", "version"),
         # A job registers each named output once, however often it is delivered.
         UniqueConstraint("created_by_job", "name"),
+        # The same source bytes under the same name are one dataset (ingest dedupes on it).
+        UniqueConstraint("name", "source_sha256"),
     )
 
 

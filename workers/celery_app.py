@@ -12,7 +12,11 @@ from api_client.contract import ALL_QUEUES
 from workers import logs
 from workers.settings import Settings
 
-TASK_MODULES = ["workers.control.tasks", "workers.diagnostics.tasks"]
+TASK_MODULES = [
+    "workers.control.tasks",
+    "workers.diagnostics.tasks",
+    "workers.preprocessing.tasks",
+]
 
 
 def create_app(settings: Settings) -> Celery:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from typing import Any
 
 import click
@@ -204,6 +206,92 @@ def beat(celery_args: tuple[str, ...]) -> None:
     ]
     # exec, not a child process: signals reach beat itself and no orphan is left behind.
     os.execv(sys.executable, command)
+
+
+@main.command()
+def stack() -> None:
+    """Run a local stack: workers for all queues, beat, and Flower when the broker is Redis.
+    Ctrl-C or SIGTERM stops them all."""
+    from workers.processes import Children, cipml_argv
+
+    settings = _settings()
+    _check_schema(settings)
+    _warn_if_embedded(settings)
+    children = Children()
+    stopping: list[int] = []
+
+    def request_stop(signum: int, _frame: Any) -> None:
+        stopping.append(signum)
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        children.start(
+            "worker", cipml_argv("worker"), "all queues ('control' on its own thread pool)"
+        )
+        children.start("beat", cipml_argv("beat"), "the only beat of this stack")
+        if settings.broker.startswith(("redis://", "rediss://")):
+            _start_flower(children, settings)
+        described = settings.describe()
+        click.secho("cipml stack: Ctrl-C stops everything", bold=True, err=True)
+        for child in children.children:
+            click.echo(f"  {child.name:7} pid {child.process.pid:<7} {child.where}", err=True)
+        click.echo(
+            f"  broker  {described['broker']}\n  db      {described['database']}\n"
+            f"  files   {described['artifact_root']}",
+            err=True,
+        )
+        while not stopping:
+            exited = children.exited()
+            if exited is not None:
+                click.secho(
+                    f"{exited.name} exited with code {exited.process.returncode}; "
+                    "stopping the stack",
+                    fg="red",
+                    err=True,
+                )
+                raise SystemExit(1)
+            time.sleep(0.3)
+    finally:
+        click.echo("cipml stack: stopping", err=True)
+        children.stop()
+
+
+def _start_flower(children: Any, settings: Settings) -> None:
+    argv = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers.app",
+        "flower",
+        f"--port={settings.flower_port}",
+        "--address=127.0.0.1",
+    ]
+    env = os.environ.copy()
+    if settings.flower_basic_auth:
+        argv.append(f"--basic-auth={settings.flower_basic_auth}")
+    else:
+        env["FLOWER_UNAUTHENTICATED_API"] = "true"  # loopback only, local development
+    children.start("flower", argv, f"http://127.0.0.1:{settings.flower_port}", env=env)
+
+
+@main.command()
+def demo() -> None:
+    """The main job: ingest the bundled CDNOW purchase log end to end, then stop."""
+    from workers.demo import run_demo
+
+    settings = _settings()
+    _warn_if_embedded(settings)
+    client = Client(
+        settings.broker,
+        settings.backend,
+        broker_transport_options=settings.broker_transport_options(),
+        ssl=settings.redis_ssl_options(),
+        control_timeout=3,
+    )
+    with client:
+        _run_client(lambda: run_demo(settings, client))
 
 
 # ---------------------------------------------------------------------- jobs

@@ -119,6 +119,30 @@ class Settings(BaseSettings):
     redis_tls_cert_reqs: Literal["required", "optional", "none"] = Field(
         "required", description=("Server certificate check for rediss://.")
     )
+    ingest_max_columns: int = Field(
+        2000, ge=1, description=("Most columns an ingested file may have.")
+    )
+    ingest_max_rows: int = Field(
+        2_000_000_000, ge=1, description=("Most rows an ingested file may have.")
+    )
+    ingest_max_bytes: int = Field(
+        100 * 1024**3, ge=1, description=("Largest file (bytes on disk) ingest accepts.")
+    )
+    ingest_block_bytes: int = Field(
+        16 * 1024**2,
+        ge=64 * 1024,
+        description=("Bytes of CSV parsed per block: bounds ingest memory (about 10-20x this)."),
+    )
+    flower_port: int = Field(
+        5555, ge=1, le=65535, description=("Port of the Flower dashboard started by `cipml stack`.")
+    )
+    flower_basic_auth: str | None = Field(
+        None,
+        description=(
+            "user:password that Flower asks for (compose and `cipml stack`); unset: no auth on "
+            "the loopback-only local stack."
+        ),
+    )
     progress_interval_s: float = Field(
         0.5,
         ge=0,

@@ -88,7 +88,7 @@ def record_submission(
         cancel_requested=False,
     )
     if refusal is None and request is not None:
-        params = JOB_TYPES[request.job_type].model_validate(request.params)
+        params = JOB_TYPES[request.job_type].params.model_validate(request.params)
         row.status = JobStatus.QUEUED.value
         row.queue = job_queue(request.job_type, params)
     else:

@@ -73,6 +73,9 @@ class JobContext:
         }
         with self.session() as session:
             cancel = JobRepository(session).set_progress(self.job_id, payload)
+        # Flower shows only fixed task fields, but a custom event's `result` field is shown
+        # on a running task: the human line goes there (flower#143, #453).
+        self.task.send_event("task-progress", result=line)
         self.task.backend.store_result(
             self.job_id, {"job_id": self.job_id, "progress": payload}, PROGRESS_STATE
         )

@@ -1,0 +1,113 @@
+"""`cipml demo`: the main job, one readable script of steps.
+
+On the embedded defaults it needs no server; with CIPML_BROKER_URL / CIPML_DATABASE_URL it
+runs the same on Redis + PostgreSQL. It starts what it needs and stops what it started.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from api_client import Client, ServiceUnavailable
+from workers.processes import Children, cipml_argv
+from workers.settings import Settings
+
+BUNDLED = Path(__file__).resolve().parents[1] / "data" / "cdnow_transactions.parquet"
+STEPS = 4
+
+
+def step(number: int, text: str) -> None:
+    click.secho(f"[{number}/{STEPS}] {text}", bold=True)
+
+
+def run_demo(
+    settings: Settings, client: Client, worker_ready_timeout: float = 90
+) -> dict[str, Any]:
+    from storage.migrate import upgrade
+
+    step(1, "database: bring the schema up to date")
+    if settings.embedded:
+        settings.home.mkdir(parents=True, exist_ok=True)
+    revision = upgrade(settings.database)
+    click.echo(f"      {settings.describe()['database']} at schema {revision}")
+
+    step(2, "data: the CDNOW purchase log (Fader & Hardie; 69,659 purchases, 1997-98)")
+    data_file = _place_bundled_data(settings)
+    click.echo(f"      {data_file}")
+
+    children = Children()
+    try:
+        step(3, "worker: start one for this demo")
+        children.start("worker", cipml_argv("worker", "-c", "2"), "all queues", quiet=True)
+        _wait_for_worker(client, children, worker_ready_timeout)
+        click.echo("      ready (mode: " + settings.describe()["mode"] + ")")
+
+        step(4, "ingest: CSV/Parquet -> registered Parquet dataset, with progress")
+        handle = client.submit(
+            "ingest_dataset", {"uri": data_file.name, "name": "cdnow_transactions"}
+        )
+        result = handle.wait(timeout=600, progress=True)
+    finally:
+        children.stop()
+    _print_result(settings, handle.id, result)
+    return result
+
+
+def _place_bundled_data(settings: Settings) -> Path:
+    if not BUNDLED.exists():
+        raise click.ClickException(
+            f"the bundled demo data is missing ({BUNDLED}); reinstall "
+            "from a checkout of the repository"
+        )
+    local_roots = [Path(root) for root in settings.input_roots if "://" not in root]
+    if not local_roots:
+        raise click.ClickException("the demo needs a local folder in CIPML_DATA_ROOTS")
+    target = local_roots[-1] / BUNDLED.name  # $CIPML_HOME/data unless roots are set
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists() or target.stat().st_size != BUNDLED.stat().st_size:
+        shutil.copyfile(BUNDLED, target)
+    return target
+
+
+def _wait_for_worker(client: Client, children: Children, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        exited = children.exited()
+        if exited is not None:
+            raise click.ClickException(
+                f"the {exited.name} exited with code {exited.process.returncode}; run "
+                "`cipml worker` to see why"
+            )
+        try:
+            client.jobs(limit=1)
+            return
+        except ServiceUnavailable:
+            continue
+    raise click.ClickException(f"no worker answered within {timeout:g}s")
+
+
+def _print_result(settings: Settings, job_id: str, result: dict[str, Any]) -> None:
+    click.secho("\ndone", fg="green", bold=True)
+    described = settings.describe()
+    rows = [
+        ("dataset", f"{result['name']} v{result['version']} (id {result['dataset_id']})"),
+        ("rows x columns", f"{result['rows']:,} x {result['columns']}"),
+        ("sha256 (Parquet)", result["sha256"]),
+        ("sha256 (source)", result["source_sha256"]),
+        (
+            "deduplicated",
+            "yes: this source was ingested before"
+            if result.get("deduplicated")
+            else "no: a new version",
+        ),
+        ("stored at", result.get("artifact_uri") or settings.artifacts),
+        ("database", described["database"]),
+        ("job", f"{job_id} (cipml status {job_id})"),
+    ]
+    for key, value in rows:
+        click.echo(f"  {key:17} {value}")

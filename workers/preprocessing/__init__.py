@@ -1,0 +1,1 @@
+"""Preprocessing jobs: plain modules (no Celery) and one thin tasks.py."""
