@@ -9,7 +9,7 @@ BENCHMARKS ?= job_overhead
 BENCH_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint fmt bench docs docs-check compose-check
+.PHONY: help install demo stack test lint fmt bench docs docs-check compose-check
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -18,6 +18,12 @@ help: ## List the targets
 install: ## Create .venv and install the package with the dev tools (editable)
 	python3 -m venv $(VENV)
 	$(BIN)/pip install -e '.[dev]'
+
+demo: ## Run `cipml demo`: ingest the bundled CDNOW file end to end, no servers needed
+	$(BIN)/cipml demo
+
+stack: ## Run `cipml stack`: a worker, beat and (with Redis) Flower; Ctrl-C stops all
+	$(BIN)/cipml stack
 
 test: ## Run the tests (Redis on 127.0.0.1:6379, PostgreSQL on 127.0.0.1:5432; see README)
 	$(PY) -m pytest
@@ -44,5 +50,7 @@ docs: ## Regenerate the settings table in README.md from workers/settings.py
 docs-check: ## Fail if the settings table in README.md is stale
 	$(PY) docs/gen_settings_table.py --check
 
-compose-check: ## Validate docker-compose.yml (needs docker-compose, no engine)
-	$(COMPOSE) -f docker-compose.yml config --quiet
+# FLOWER_BASIC_AUTH is required by the file; a placeholder is enough to validate it.
+compose-check: ## Validate docker-compose.yml, both profiles (needs docker-compose, no engine)
+	FLOWER_BASIC_AUTH=$${FLOWER_BASIC_AUTH:-check:check} $(COMPOSE) -f docker-compose.yml config --quiet
+	FLOWER_BASIC_AUTH=$${FLOWER_BASIC_AUTH:-check:check} $(COMPOSE) -f docker-compose.yml --profile dashboard config --quiet

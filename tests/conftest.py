@@ -68,9 +68,12 @@ def service_environment(pg: str, redis: str, home: Path, **extra: str) -> dict[s
             "CIPML_ALLOW_FAULT_INJECTION": "1",
             "CIPML_PROGRESS_INTERVAL_S": "0",
             "CIPML_LOG_LEVEL": "INFO",
+            "CIPML_DATA_ROOTS": str(home / "data"),
+            "CIPML_INGEST_BLOCK_BYTES": str(1 << 20),  # several blocks from a few MB
         }
     )
     env.update(extra)
+    (home / "data").mkdir(parents=True, exist_ok=True)
     return env
 
 

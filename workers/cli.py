@@ -16,6 +16,7 @@ from api_client import Client, JobStatus
 from api_client.embedded import EMBEDDED_WARNING
 from api_client.errors import CipmlError, JobFailed
 from api_client.schemas import JobInfo
+from workers.processes import Children
 from workers.settings import Settings
 
 
@@ -212,7 +213,7 @@ def beat(celery_args: tuple[str, ...]) -> None:
 def stack() -> None:
     """Run a local stack: workers for all queues, beat, and Flower when the broker is Redis.
     Ctrl-C or SIGTERM stops them all."""
-    from workers.processes import Children, cipml_argv
+    from workers.processes import cipml_argv
 
     settings = _settings()
     _check_schema(settings)
@@ -257,7 +258,7 @@ def stack() -> None:
         children.stop()
 
 
-def _start_flower(children: Any, settings: Settings) -> None:
+def _start_flower(children: Children, settings: Settings) -> None:
     argv = [
         sys.executable,
         "-m",

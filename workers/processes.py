@@ -23,9 +23,19 @@ class Children:
     def __init__(self) -> None:
         self.children: list[Child] = []
 
-    def start(self, name: str, argv: list[str], where: str, *, quiet: bool = False) -> Child:
+    def start(
+        self,
+        name: str,
+        argv: list[str],
+        where: str,
+        *,
+        quiet: bool = False,
+        env: dict[str, str] | None = None,
+    ) -> Child:
         output = subprocess.DEVNULL if quiet else None
-        process = subprocess.Popen(argv, start_new_session=True, stdout=output, stderr=output)
+        process = subprocess.Popen(
+            argv, start_new_session=True, stdout=output, stderr=output, env=env
+        )
         child = Child(name=name, process=process, where=where)
         self.children.append(child)
         return child

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api_client import Client, JobFailed, JobStatus
+from storage.datasets import DatasetRepository
 from storage.db import transaction
 from storage.jobs import JobRepository
 from storage.models import FanInPart
@@ -244,3 +245,34 @@ def test_time_limits_end_the_job_failed(  # type: ignore[no-untyped-def]
     assert row is not None and row.attempts == 1 and row.finished_at is not None
     assert worker.alive()
     assert fault_client.submit("diagnostics.probe", {}).result(timeout=30)["steps"] == 1
+
+
+def test_killed_pool_child_mid_ingest_registers_one_version(  # type: ignore[no-untyped-def]
+    start_worker,
+    fault_client: Client,
+    service_sessions: sessionmaker[Session],
+    fault_env: dict[str, str],
+) -> None:
+    start_worker()
+    source = Path(fault_env["CIPML_DATA_ROOTS"]) / "big.csv"
+    line = b"c1,2024-01-02,10.5,3\n"
+    source.write_bytes(b"customer_id,date,amount,items\n" + line * 3_000_000)  # 63 MB
+    handle = fault_client.submit("ingest_dataset", {"uri": "big.csv", "name": "big"})
+    row = eventually(
+        lambda: (
+            (r := job_row(service_sessions, handle.id))
+            and r.progress
+            and r.progress.get("stage") == "ingest"
+            and r.worker
+            and r
+        ),
+        interval=0.02,
+        what="the first ingest checkpoint",
+    )
+    os.kill(int(row.worker.rsplit(":", 1)[1]), signal.SIGKILL)
+    result = handle.result(timeout=120)
+    assert result["rows"] == 3_000_000 and result["version"] == 1
+    row = job_row(service_sessions, handle.id)
+    assert row is not None and row.attempts == 2
+    with transaction(service_sessions) as session:
+        assert [d.id for d in DatasetRepository(session).versions("big")] == [result["dataset_id"]]

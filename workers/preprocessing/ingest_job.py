@@ -51,7 +51,18 @@ def run_ingest(ctx: JobContext, params: IngestParams) -> dict[str, Any]:
         outcome = ingest(source, out_path, dict(params.dtypes or {}), limits, ctx.progress)
         ctx.progress("store", 0, 1, f"store: {outcome.rows:,} rows as Parquet", force=True)
         stored = ctx.runtime.store.put_file(out_path)
-    return _register(ctx, params, source.uri, source_sha256, stored, outcome)
+    summary = _register(ctx, params, source.uri, source_sha256, stored, outcome)
+    ctx.progress(
+        "done",
+        1,
+        1,
+        (
+            f"ingest: done, {outcome.rows:,} rows in {outcome.blocks} "
+            f"blocks -> {params.name} v{summary['version']}"
+        ),
+        force=True,
+    )
+    return summary
 
 
 def _register(

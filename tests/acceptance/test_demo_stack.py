@@ -1,0 +1,153 @@
+"""`cipml demo` (the main job) and `cipml stack` with Flower, as a user runs them."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+
+from api_client import Client
+from tests.acceptance.helpers import eventually
+from tests.support.workers import CIPML
+
+pytestmark = pytest.mark.slow
+SHA = re.compile(r"sha256 \(Parquet\)\s+([0-9a-f]{64})")
+
+
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("CIPML_")}
+
+
+def test_demo_on_a_fresh_folder_with_no_servers(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [CIPML, "demo"], cwd=tmp_path, env=_clean_env(), capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "[4/4] ingest" in run.stdout and "69,659 x 4" in run.stdout
+    sha = SHA.search(run.stdout)
+    assert sha is not None
+    stored = next((tmp_path / ".cipml" / "artifacts" / "sha256").rglob(sha.group(1)))
+    import hashlib
+
+    assert hashlib.sha256(stored.read_bytes()).hexdigest() == sha.group(1)
+    assert "single machine, at-most-once" in run.stderr
+    assert _cipml_processes_under(tmp_path) == []
+    again = subprocess.run(
+        [CIPML, "demo"], cwd=tmp_path, env=_clean_env(), capture_output=True, text=True, timeout=300
+    )
+    assert again.returncode == 0 and "yes: this source was ingested before" in again.stdout
+
+
+def test_demo_on_redis_and_postgresql(service_env: dict[str, str], tmp_path: Path) -> None:
+    env = {**service_env, "CIPML_DATA_ROOTS": str(tmp_path / "data")}
+    run = subprocess.run(
+        [CIPML, "demo"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "mode: distributed" in run.stdout and "postgresql+psycopg" in run.stdout
+    assert SHA.search(run.stdout)
+
+
+def _cipml_processes_under(folder: Path) -> list[int]:
+    found = []
+    for process in psutil.process_iter(["pid", "cmdline", "cwd"]):
+        try:
+            if process.info["cwd"] == str(folder) and process.pid != os.getpid():
+                found.append(process.pid)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _flower(port: int, path: str) -> dict:
+    """GET a Flower API path; {} while Flower has not seen the task yet (404)."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
+    request.add_header("Authorization", "Basic " + base64.b64encode(b"ops:s3cret").decode())
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return dict(json.loads(response.read()))
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return {}
+        raise
+
+
+def test_stack_shows_progress_in_flower_and_stops_cleanly(
+    service_env: dict[str, str], tmp_path: Path
+) -> None:
+    port = _free_port()
+    env = {
+        **service_env,
+        "CIPML_FLOWER_PORT": str(port),
+        "CIPML_FLOWER_BASIC_AUTH": "ops:s3cret",
+        "CIPML_HOME": str(tmp_path),
+    }
+    stack = subprocess.Popen(
+        [CIPML, "stack"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        eventually(lambda: _flower_up(port), timeout=60, what="Flower to answer")
+        descendants = psutil.Process(stack.pid).children(recursive=True)
+        names = " ".join(" ".join(p.cmdline()) for p in descendants)
+        assert "worker" in names and "beat" in names and "flower" in names
+        with Client(service_env["CIPML_BROKER_URL"]) as client:
+            handle = client.submit("diagnostics.probe", {"seconds": 3, "steps": 6})
+            lines: set[str] = set()
+
+            def two_lines() -> bool:
+                info = _flower(port, f"/api/task/info/{handle.id}")
+                if info.get("state") == "PROGRESS" and info.get("result"):
+                    lines.add(info["result"])
+                return len(lines) >= 2
+
+            eventually(two_lines, timeout=60, interval=0.2, what="two progress lines in Flower")
+            assert all(line.startswith("probe: step") for line in lines)
+            handle.result(timeout=60)
+            final = eventually(
+                lambda: (
+                    (i := _flower(port, f"/api/task/info/{handle.id}")).get("state") == "SUCCESS"
+                    and i
+                ),
+                timeout=30,
+                what="final state",
+            )
+            assert "SUCCEEDED" in final["result"]
+        stack.send_signal(signal.SIGTERM)
+        output, _ = stack.communicate(timeout=60)
+        assert "cipml stack: stopping" in output
+        assert f"http://127.0.0.1:{port}" in output
+        time.sleep(1)
+        assert [p.pid for p in descendants if p.is_running() and p.status() != "zombie"] == []
+    finally:
+        if stack.poll() is None:
+            os.killpg(stack.pid, signal.SIGKILL)
+
+
+def _flower_up(port: int) -> bool:
+    try:
+        _flower(port, "/api/workers?refresh=false")
+        return True
+    except OSError:
+        return False
