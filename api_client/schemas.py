@@ -45,7 +45,7 @@ class ProbeParams(StrictModel):
     """diagnostics.probe: walks the path a real job takes (queue, progress, storage, artifacts)."""
 
     seconds: float = Field(0.0, ge=0, le=3600, description="total time spent in checkpoints")
-    steps: int = Field(1, ge=1, le=10_000, description="progress checkpoints")
+    steps: int = Field(1, ge=0, le=10_000, description="progress checkpoints (0: none)")
     queue: QueueName = Field("preprocessing", description="queue to run on (probe any family)")
     write_output: bool = Field(False, description="register a small dataset as the job's output")
     faults: ProbeFaults | None = None
@@ -154,6 +154,7 @@ class JobInfo(BaseModel):
     result: dict[str, Any] | None = None
     error: ErrorInfo | None = None
     attempts: int = 0
+    queue: str | None = None
     idempotency_key: str | None = None
     parent_id: str | None = None
     cancel_requested: bool = False

@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from storage.artifact_store import ArtifactStore, StoredObject
+from storage.db import insert_for
 from storage.errors import ArtifactInUse, NotFound
 from storage.models import Artifact, ArtifactRef
 
@@ -18,14 +17,10 @@ class ArtifactRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def _insert(self, model: type[Artifact] | type[ArtifactRef]):  # type: ignore[no-untyped-def]
-        dialect = self.session.get_bind().dialect.name
-        return (pg_insert if dialect == "postgresql" else sqlite_insert)(model)
-
     def record(self, stored: StoredObject, media_type: str | None = None) -> Artifact:
         """Record an object put in the store (idempotent: same bytes, same row)."""
         statement = (
-            self._insert(Artifact)
+            insert_for(self.session, Artifact)
             .values(
                 sha256=stored.sha256,
                 size_bytes=stored.size_bytes,
@@ -47,7 +42,7 @@ class ArtifactRepository:
         if self.session.get(Artifact, sha256) is None:
             raise NotFound(f"no artifact {sha256} recorded")
         self.session.execute(
-            self._insert(ArtifactRef)
+            insert_for(self.session, ArtifactRef)
             .values(sha256=sha256, owner_kind=owner_kind, owner_id=owner_id)
             .on_conflict_do_nothing(index_elements=["sha256", "owner_kind", "owner_id"])
         )

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from storage.db import insert_for
 from storage.errors import NotFound
 from storage.models import FanInGroup, FanInPart, utcnow
 
@@ -31,10 +30,6 @@ class FanInRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def _insert(self, model: type[FanInGroup] | type[FanInPart]):  # type: ignore[no-untyped-def]
-        dialect = self.session.get_bind().dialect.name
-        return (pg_insert if dialect == "postgresql" else sqlite_insert)(model)
-
     def open(
         self,
         group_id: str,
@@ -49,7 +44,7 @@ class FanInRepository:
         if expected < 1:
             raise ValueError("a fan-in group needs at least one part")
         self.session.execute(
-            self._insert(FanInGroup)
+            insert_for(self.session, FanInGroup)
             .values(
                 id=group_id,
                 job_id=job_id,
@@ -77,7 +72,7 @@ class FanInRepository:
         if group is None:
             raise NotFound(f"no fan-in group {group_id}")
         inserted = self.session.execute(
-            self._insert(FanInPart)
+            insert_for(self.session, FanInPart)
             .values(
                 group_id=group_id,
                 part_id=part_id,

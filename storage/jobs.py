@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, inspect, select, update
 from sqlalchemy.orm import Session
 
 from api_client.contract import TERMINAL_STATUSES, JobStatus
+from storage.db import insert_for
 from storage.errors import NotFound
 from storage.models import Job, JobEvent, utcnow
 
@@ -67,19 +67,21 @@ class JobRepository:
     # ------------------------------------------------------------------ writes
 
     def create(self, job: Job) -> tuple[Job, bool]:
-        """Insert ``job``; if its id or idempotency key exists, return that job instead."""
+        """Insert ``job``; if its id or idempotency key exists, return that job instead.
+        One statement (INSERT .. ON CONFLICT DO NOTHING RETURNING), race-free."""
+        values = {
+            attr.key: getattr(job, attr.key)
+            for attr in inspect(Job).column_attrs
+            if getattr(job, attr.key) is not None
+        }
+        statement = insert_for(self.session, Job).values(**values).on_conflict_do_nothing()
+        created = self.session.scalars(statement.returning(Job)).first()
+        if created is not None:
+            return created, True
         existing = self._existing(job)
-        if existing is not None:
-            return existing, False
-        try:
-            with self.session.begin_nested():
-                self.session.add(job)
-        except IntegrityError:  # a concurrent submit of the same job won the insert
-            existing = self._existing(job)
-            if existing is None:
-                raise
-            return existing, False
-        return job, True
+        if existing is None:
+            raise NotFound(f"job {job.id} conflicts with a row that cannot be found")
+        return existing, False
 
     def _existing(self, job: Job) -> Job | None:
         return self.get(job.id) or (

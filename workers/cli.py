@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -16,7 +17,7 @@ from api_client import Client, JobStatus
 from api_client.embedded import EMBEDDED_WARNING
 from api_client.errors import CipmlError, JobFailed
 from api_client.schemas import JobInfo
-from workers.processes import Children
+from workers.processes import Children, die_with_parent
 from workers.settings import Settings
 
 
@@ -34,6 +35,18 @@ def _client(settings: Settings) -> Client:
         broker_transport_options=settings.broker_transport_options(),
         ssl=settings.redis_ssl_options(),
     )
+
+
+def _stop_with_worker(control: subprocess.Popen[bytes]) -> None:
+    """Shut the control worker down together with this one (warm or cold alike), not
+    after it: the two shutdowns then overlap instead of adding up."""
+    from celery import signals
+
+    def forward(how: str = "Warm", **_: Any) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            control.send_signal(signal.SIGQUIT if how == "Cold" else signal.SIGTERM)
+
+    signals.worker_shutting_down.connect(forward, weak=False)
 
 
 def _check_schema(settings: Settings) -> None:
@@ -169,13 +182,16 @@ def worker(
                 "threads",
                 "-c",
                 str(control_threads),
-            ]
+            ],
+            preexec_fn=die_with_parent,  # never outlive the worker that started it
         )
     argv = ["worker", "-Q", ",".join(selected), "--loglevel", settings.log_level, "-n", node]
     if concurrency:
         argv += ["-c", str(concurrency)]
     from workers.celery_app import create_app
 
+    if control is not None:
+        _stop_with_worker(control)
     try:
         create_app(settings).worker_main(argv + list(celery_args))
     finally:

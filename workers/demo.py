@@ -7,6 +7,7 @@ runs the same on Redis + PostgreSQL. It starts what it needs and stops what it s
 from __future__ import annotations
 
 import shutil
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,9 @@ def run_demo(
         )
         result = handle.wait(timeout=600, progress=True)
     finally:
-        children.stop()
+        # Nothing is in flight once the job ended: a cold shutdown is safe and saves the
+        # seconds a warm one spends in Celery's timer loop.
+        children.stop(sig=signal.SIGQUIT)
     _print_result(settings, handle.id, result)
     return result
 

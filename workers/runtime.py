@@ -41,7 +41,9 @@ def runtime_for(app: Celery) -> Runtime:
     current = _runtimes.get(id(app))
     if current is None or current.pid != pid:
         settings: Settings = app.cipml_settings
-        engine = make_engine(settings.database, pool_size=2)
+        # Enough connections for a threads pool (the control worker runs 4 threads by
+        # default); a prefork child only ever opens the one it uses.
+        engine = make_engine(settings.database, pool_size=8)
         current = Runtime(
             app=app,
             settings=settings,

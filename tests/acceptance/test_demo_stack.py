@@ -50,9 +50,14 @@ def test_demo_on_a_fresh_folder_with_no_servers(tmp_path: Path) -> None:
 
 
 def test_demo_on_redis_and_postgresql(service_env: dict[str, str], tmp_path: Path) -> None:
-    env = {**service_env, "CIPML_DATA_ROOTS": str(tmp_path / "data")}
+    # Any worker on the broker may take the job: the demo uses the cluster's data roots.
     run = subprocess.run(
-        [CIPML, "demo"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        [CIPML, "demo"],
+        cwd=tmp_path,
+        env=service_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "mode: distributed" in run.stdout and "postgresql+psycopg" in run.stdout
@@ -141,8 +146,27 @@ def test_stack_shows_progress_in_flower_and_stops_cleanly(
         time.sleep(1)
         assert [p.pid for p in descendants if p.is_running() and p.status() != "zombie"] == []
     finally:
-        if stack.poll() is None:
+        if stack.poll() is None:  # the children die with it (PR_SET_PDEATHSIG)
             os.killpg(stack.pid, signal.SIGKILL)
+
+
+def test_stack_children_die_with_a_killed_stack(
+    service_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**service_env, "CIPML_FLOWER_PORT": str(_free_port()), "CIPML_HOME": str(tmp_path)}
+    stack = subprocess.Popen(
+        [CIPML, "stack"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    children = eventually(
+        lambda: len(c := psutil.Process(stack.pid).children()) >= 3 and c,
+        timeout=30,
+        what="the stack's children",
+    )
+    time.sleep(3)
+    stack.kill()
+    stack.wait(timeout=10)
+    _, alive = psutil.wait_procs(children, timeout=60)
+    assert alive == []
 
 
 def _flower_up(port: int) -> bool:

@@ -16,7 +16,7 @@ from workers.jobs.messages import JobMessage
     [
         ({"seconds": "3"}, "seconds: Input should be a valid number"),
         ({"steps": 2.5}, "steps: Input should be a valid integer"),
-        ({"steps": 0}, "steps: Input should be greater than or equal to 1"),
+        ({"steps": -1}, "steps: Input should be greater than or equal to 0"),
         ({"seconds": -1}, "seconds: Input should be greater than or equal to 0"),
         ({"queue": "gpu"}, "queue: Input should be"),
         ({"secnods": 1}, "secnods: Extra inputs are not permitted"),

@@ -64,7 +64,7 @@ def test_type_change_after_the_first_block_widens_and_rereads(root: Path) -> Non
     assert table.column("n").to_pylist()[-2:] == [2.5, 7.0]
     assert list(info["outcome"].widened) == ["n"]
     assert "'2.5'" in info["outcome"].widened["n"]
-    assert any("widened to double; reading again" in line for line in info["lines"])
+    assert any("widened to float64; reading again" in line for line in info["lines"])
 
 
 def test_number_column_turning_text_widens_to_string(root: Path) -> None:
@@ -225,3 +225,16 @@ def test_no_file_descriptor_leaks(root: Path) -> None:
     for _ in range(5):
         run(root, "x.csv")
     assert len(os.listdir("/proc/self/fd")) <= before + 1
+
+
+def test_columns_empty_in_the_first_block(root: Path) -> None:
+    (root / "e.csv").write_text("a,b\n1,\n2,\n")
+    table, _ = run(root, "e.csv")
+    assert table.schema.field("b").type == pa.string()
+    assert table.column("b").to_pylist() == [None, None]
+    rows = [f"{i}," for i in range(20_000)] + ["1,7", "2,2.5", "3,x"]
+    (root / "late.csv").write_text("a,b\n" + "\n".join(rows) + "\n")
+    table, info = run(root, "late.csv")
+    assert table.schema.field("b").type == pa.string()  # null -> int64 -> float64 -> string
+    assert table.column("b").to_pylist()[-3:] == ["7", "2.5", "x"]
+    assert info["outcome"].widened["b"].startswith("string")

@@ -91,6 +91,7 @@ def record_submission(
         params = JOB_TYPES[request.job_type].params.model_validate(request.params)
         row.status = JobStatus.QUEUED.value
         row.queue = job_queue(request.job_type, params)
+        row.dispatched_at = utcnow()  # dispatched right after this commit
     else:
         assert refusal is not None
         row.status = JobStatus.FAILED.value
@@ -104,6 +105,8 @@ def record_submission(
     should_dispatch = job.status == JobStatus.QUEUED and (
         created or job.dispatched_at is None or redelivered
     )
+    if should_dispatch and not created:
+        jobs.mark_dispatched(job.id)  # a dispatch that may have been lost is repeated
     return Submission(job=job, created=created, should_dispatch=should_dispatch)
 
 

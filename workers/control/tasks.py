@@ -37,6 +37,7 @@ def job_info(job: Job) -> JobInfo:
         result=job.result,
         error=error,
         attempts=job.attempts,
+        queue=job.queue,
         idempotency_key=job.idempotency_key,
         parent_id=job.parent_id,
         cancel_requested=job.cancel_requested,
@@ -98,8 +99,6 @@ def submit(self: Task, payload: Any) -> dict[str, Any]:
             assert refusal is not None
             log.error("refused a submit with no usable job id: %s", refusal.message)
             return _refused(refusal.code, refusal.message)
-        if submission.should_dispatch:
-            JobRepository(session).mark_dispatched(submission.job.id)
     job = submission.job
     if submission.should_dispatch:
         # After commit: the job task reads the row this transaction wrote.

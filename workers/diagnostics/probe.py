@@ -47,7 +47,9 @@ def run_probe(ctx: JobContext, params: ProbeParams) -> dict[str, Any]:
     faults = params.faults
     if faults is not None:
         _require_faults_allowed(ctx)
-    pause = params.seconds / params.steps
+    if params.steps == 0:  # a trivial job: the machinery alone (benchmarks)
+        time.sleep(params.seconds)
+    pause = params.seconds / max(params.steps, 1)
     for step in range(1, params.steps + 1):
         _sleep(pause, ignore_soft_limit=bool(faults and faults.ignore_soft_time_limit))
         ctx.progress(

@@ -69,6 +69,11 @@ class _Widen(Exception):
         self.column, self.to, self.reason = column, to, reason
 
 
+def dtype_name(arrow_type: pa.DataType) -> str:
+    """Our name for an Arrow type where we have one (float64, not Arrow's 'double')."""
+    return next((name for name, t in ARROW_TYPES.items() if t == arrow_type), str(arrow_type))
+
+
 def human(count: float) -> str:
     for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if count >= size:
@@ -109,19 +114,19 @@ def ingest(
         )
     column_types: dict[str, pa.DataType] = dict(declared_types)
     widened: dict[str, str] = {}
-    for _ in range(2 * len(header) + 1):
+    for _ in range(3 * len(header) + 1):  # null -> int64 -> float64 -> string
         try:
             outcome = _csv_pass(
                 source, out_path, header, column_types, declared_types, limits, progress
             )
         except _Widen as widen:
             column_types[widen.column] = widen.to
-            widened[widen.column] = f"{widen.to} ({widen.reason})"
+            widened[widen.column] = f"{dtype_name(widen.to)} ({widen.reason})"
             progress(
                 "ingest",
                 0,
                 source.size,
-                f"ingest: column {widen.column!r} widened to {widen.to}; reading again",
+                f"ingest: column {widen.column!r} widened to {dtype_name(widen.to)}; reading again",
             )
             continue
         outcome.widened = widened
@@ -222,6 +227,8 @@ def _csv_pass(
                             f"({limits.max_rows:,}) rows"
                         ),
                     )
+                if batch.schema != schema:
+                    batch = batch.cast(schema)  # all-empty (null) columns are stored as text
                 writer.write_batch(batch)
                 done = counting.count
                 estimate = max(blocks, round(blocks * source.size / done)) if done else blocks
@@ -261,13 +268,13 @@ def _translate(
     source: Source,
 ) -> Exception:
     message = str(exc)
-    where = f"the block of rows starting at data row {rows_before + 1:,}"
+    where = f"the block starting at data row {rows_before + 1:,} of {source.uri}"
     if "Empty CSV file" in message:
         return JobError(ErrorCode.EMPTY_FILE, f"{source.uri} is empty: no header, no rows")
     if "invalid UTF8" in message:
         return JobError(
             ErrorCode.ENCODING_ERROR,
-            (f"{source.uri} is not valid UTF-8 in {where}; re-encode the file as UTF-8"),
+            f"{where} is not valid UTF-8; re-encode the file as UTF-8",
         )
     conversion = _CONVERSION.search(message)
     if conversion:
@@ -277,7 +284,7 @@ def _translate(
             return JobError(
                 ErrorCode.SCHEMA_MISMATCH,
                 (
-                    f"column {column!r} is declared {current} but {where} holds {value!r}; "
+                    f"column {column!r} is declared {current}, but {where} holds {value!r}; "
                     "declare a wider dtype (float64 or string) or fix the data"
                 ),
             )
@@ -291,7 +298,7 @@ def _translate(
                 f"{ragged.group(1)}: {ragged.group(3)[:120]!r}; quote fields that contain commas"
             ),
         )
-    return JobError(ErrorCode.PARSE_ERROR, f"cannot parse {source.uri} in {where}: {message}")
+    return JobError(ErrorCode.PARSE_ERROR, f"cannot parse {where}: {message}")
 
 
 def _wider(current: str, value: str) -> pa.DataType:

@@ -128,7 +128,7 @@ def _format_of(path: str, declared: Format | None) -> tuple[Format, str | None]:
     raise JobError(
         ErrorCode.UNSUPPORTED_FORMAT,
         (
-            f"cannot tell the format of {path}: name it .csv, .csv.gz or .parquet, or pass "
+            f"cannot tell the format of {path}: name it {', '.join(SUFFIXES)}, or pass "
             "format='csv' or 'parquet'"
         ),
     )
