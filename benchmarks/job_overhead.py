@@ -5,7 +5,7 @@ Measures, on the same Redis, the same worker concurrency and the same machine:
 * latency, sequentially (one in flight): raw ``send -> task started`` and ``send -> result``
   of a no-op Celery task, next to our ``submit -> RUNNING`` (jobs.started_at -
   jobs.submitted_at) and ``submit -> result`` of a ``diagnostics.probe`` job
-  ({"seconds": 0, "steps": 1}), plus where our time goes (the jobs row timestamps);
+  ({"seconds": 0, "steps": 0}: no checkpoint), plus where our time goes (the jobs row timestamps);
 * throughput: N no-op tasks vs N probe jobs sent as fast as one client can, until the last
   result is published; and the CPU each side burns per task or job.
 
@@ -61,7 +61,7 @@ from benchmarks.raw_celery_app import NOOP_TASK, RAW_QUEUE, create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBE = "diagnostics.probe"
-PROBE_PARAMS: dict[str, Any] = {"seconds": 0, "steps": 1}
+PROBE_PARAMS: dict[str, Any] = {"seconds": 0, "steps": 0}
 RESULT_PREFIX = "celery-task-meta-"
 READY_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
 TARGET_ADDED_P50_MS = 3.0

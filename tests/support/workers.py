@@ -75,7 +75,9 @@ class WorkerProcess:
         if self.process is None:
             return
         if self.process.poll() is None:
-            os.killpg(self.pid, signal.SIGTERM)
+            # The main process only: it stops its pool (signalled pool processes can leave
+            # billiard waiting forever in _help_stuff_finish).
+            self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:

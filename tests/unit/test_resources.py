@@ -55,3 +55,17 @@ def test_progress_bar_is_silent_off_a_terminal(capsys) -> None:  # type: ignore[
     bar.update("RUNNING", Progress(stage="s", done=1, total=2))
     bar.close()
     assert capsys.readouterr().err == ""
+
+
+def test_sampling_fallback_where_the_peak_cannot_be_reset() -> None:
+    script = textwrap.dedent("""
+        import time
+        import numpy as np
+        import workers.jobs.resources as r
+        r._reset_peak = lambda: False
+        with r.ResourceMeter() as meter:
+            block = np.ones(200 * 2**20 // 8); time.sleep(0.2); del block
+        print(meter.usage.peak_rss_bytes)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert int(out.stdout.strip()) > 200 * MIB

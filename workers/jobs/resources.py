@@ -2,7 +2,8 @@
 
 ``ru_maxrss`` only grows across the jobs a pool process runs, so it cannot tell one job's
 peak. On Linux the peak (VmHWM) is reset at the start of the job by writing 5 to
-/proc/self/clear_refs; elsewhere, and as a floor, a thread samples RSS every 50 ms.
+/proc/self/clear_refs and read at its end; where that is refused, a thread samples RSS
+every 50 ms instead.
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ class ResourceMeter:
     def __enter__(self) -> ResourceMeter:
         self._hwm_reset = _reset_peak()
         self._wall0, self._cpu0 = time.perf_counter(), _cpu_seconds()
-        self._thread.start()
+        if not self._hwm_reset:  # the kernel's peak is exact; sample only without it
+            self._thread.start()
         return self
 
     def __exit__(
@@ -83,7 +85,8 @@ class ResourceMeter:
         tb: TracebackType | None,
     ) -> None:
         self._stop.set()
-        self._thread.join(timeout=1)
+        if self._thread.is_alive():
+            self._thread.join(timeout=1)
         peak = max(self._sampled_peak, self._process.memory_info().rss)
         hwm = _vm_hwm_bytes() if self._hwm_reset else None
         self.usage = Usage(
