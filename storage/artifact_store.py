@@ -53,8 +53,25 @@ class ArtifactStore:
             out.write(data)
         return self._commit(tmp, hashlib.sha256(data).hexdigest(), len(data))
 
-    def put_file(self, local_path: str | os.PathLike[str]) -> StoredObject:
-        """Copy a local file in, hashing it as it streams."""
+    def put_file(self, local_path: str | os.PathLike[str], *, move: bool = False) -> StoredObject:
+        """Copy a local file in, hashing it as it streams.
+
+        ``move=True`` (the caller's own temporary file): on a local store on the same
+        filesystem the file is hashed in place and renamed into the store, not copied.
+        """
+        if move and self._local:
+            with open(local_path, "rb") as handle:
+                sha256 = hashlib.file_digest(handle, "sha256").hexdigest()
+            size, final = os.path.getsize(local_path), self.path_of(sha256)
+            if self.fs.exists(final):
+                os.unlink(local_path)
+                return StoredObject(sha256=sha256, size_bytes=size, uri=self._uri(final))
+            self.fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
+            try:
+                os.replace(local_path, final)
+                return StoredObject(sha256=sha256, size_bytes=size, uri=self._uri(final))
+            except OSError:  # another filesystem (EXDEV): copy below
+                pass
         digest, size, tmp = hashlib.sha256(), 0, self._tmp_path()
         with open(local_path, "rb") as source, self.fs.open(tmp, "wb") as out:
             while chunk := source.read(CHUNK):
@@ -74,6 +91,11 @@ class ArtifactStore:
             else:
                 self.fs.mv(tmp, final)
         return StoredObject(sha256=sha256, size_bytes=size, uri=self._uri(final))
+
+    def scratch_dir(self) -> str | None:
+        """A local folder on the store's own filesystem for files that will be moved in
+        (``put_file(move=True)`` renames instead of copying); None for remote stores."""
+        return f"{self.root}/tmp" if self._local else None
 
     def _tmp_path(self) -> str:
         return f"{self.root}/tmp/{uuid.uuid4().hex}.part"

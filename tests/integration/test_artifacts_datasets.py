@@ -151,3 +151,21 @@ def test_dataset_versions_and_idempotence_per_job(
         assert latest is not None and latest.id == v2.id
         found = datasets.by_source("orders", first.sha256)
         assert found is not None and found.id == v1.id
+
+
+def test_put_file_can_move_a_scratch_file_in(store: ArtifactStore, tmp_path: Path) -> None:
+    scratch = store.scratch_dir()
+    assert scratch is not None
+    first = Path(scratch) / "out.parquet"
+    first.write_bytes(b"parquet body")
+    stored = store.put_file(first, move=True)
+    assert not first.exists()  # renamed into place, not copied
+    assert store.read_bytes(stored.sha256) == b"parquet body"
+    again = Path(scratch) / "again.parquet"
+    again.write_bytes(b"parquet body")
+    assert store.put_file(again, move=True) == stored and not again.exists()
+    elsewhere = tmp_path / "elsewhere.bin"
+    elsewhere.write_bytes(b"copied")
+    assert store.read_bytes(store.put_file(elsewhere).sha256) == b"copied"
+    assert elsewhere.exists()  # without move the caller keeps its file
+    assert ArtifactStore("memory://x").scratch_dir() is None

@@ -7,18 +7,23 @@ Schema rules (docs/ingest.md):
   not fit, the column is widened and the file read again from the start: int64 -> float64
   when the new value is a number, anything else -> string; an all-empty first block
   (null) -> int64, float64 or string by the first value seen. Widening is lossless.
-Memory holds a few blocks (CIPML_INGEST_BLOCK_BYTES), whatever the file size.
+Memory is bounded by the block size (CIPML_INGEST_BLOCK_BYTES; pyarrow reads up to 32
+blocks ahead), whatever the file size. The next blocks are parsed on a thread while the
+current one is written, so parsing and writing overlap (both release the GIL).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
+import queue
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -170,17 +175,58 @@ def _csv_header(source: Source, limits: Limits) -> list[str]:
 class _Counting(io.RawIOBase):
     """A read-only stream that counts the compressed/raw bytes consumed (for progress)."""
 
-    def __init__(self, inner: IO[bytes]) -> None:
+    def __init__(self, inner: Any) -> None:  # a binary file object with readinto()
         self.inner, self.count = inner, 0
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        data = self.inner.read(len(buffer))
-        buffer[: len(data)] = data
-        self.count += len(data)
-        return len(data)
+        size = self.inner.readinto(buffer)  # straight into Arrow's buffer: no bytes copy
+        self.count += size or 0
+        return size or 0
+
+
+class _Prefetch:
+    """Parse the next blocks on a thread while the caller writes Parquet (both drop the GIL)."""
+
+    _END = object()
+
+    def __init__(self, reader: Any, depth: int = 2) -> None:
+        self.reader, self.queue = reader, queue.Queue[Any](maxsize=depth)
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="ingest-parse", daemon=True)
+
+    def _run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                item = self.reader.read_next_batch()
+            except StopIteration:
+                item = self._END
+            except BaseException as exc:  # handed to the caller, in order
+                item = exc
+            self.queue.put(item)
+            if item is self._END or isinstance(item, BaseException):
+                return
+
+    def __enter__(self) -> _Prefetch:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopped.set()
+        while self.thread.is_alive():  # unblock a put() so the thread can see the flag
+            with contextlib.suppress(queue.Empty):
+                self.queue.get(timeout=0.05)
+        self.thread.join()
+
+    def next(self) -> pa.RecordBatch:
+        item = self.queue.get()
+        if item is self._END:
+            raise StopIteration
+        if isinstance(item, BaseException):
+            raise item
+        return item
 
 
 def _csv_pass(
@@ -209,10 +255,10 @@ def _csv_pass(
         except pa.ArrowInvalid as exc:
             raise _translate(exc, header, declared, 0, source) from None
         schema = _check_first_block_types(reader.schema, source)
-        with pq.ParquetWriter(out_path, schema) as writer:
+        with _Prefetch(reader) as batches, pq.ParquetWriter(out_path, schema) as writer:
             while True:
                 try:
-                    batch = reader.read_next_batch()
+                    batch = batches.next()
                 except StopIteration:
                     break
                 except pa.ArrowInvalid as exc:

@@ -46,11 +46,12 @@ def run_ingest(ctx: JobContext, params: IngestParams) -> dict[str, Any]:
         max_rows=settings.ingest_max_rows,
         block_bytes=settings.ingest_block_bytes,
     )
-    with tempfile.TemporaryDirectory(prefix="cipml-ingest-") as folder:
+    scratch = ctx.runtime.store.scratch_dir()  # the Parquet is then renamed into the store
+    with tempfile.TemporaryDirectory(prefix="cipml-ingest-", dir=scratch) as folder:
         out_path = os.path.join(folder, "data.parquet")
         outcome = ingest(source, out_path, dict(params.dtypes or {}), limits, ctx.progress)
         ctx.progress("store", 0, 1, f"store: {outcome.rows:,} rows as Parquet", force=True)
-        stored = ctx.runtime.store.put_file(out_path)
+        stored = ctx.runtime.store.put_file(out_path, move=True)
     summary = _register(ctx, params, source.uri, source_sha256, stored, outcome)
     ctx.progress(
         "done",
