@@ -1,8 +1,10 @@
 """The embedded, no-server transport: a folder on this machine stands in for the broker.
 
 Single machine and at-most-once: kombu's filesystem transport removes a message when a
-worker takes it, so a killed worker's job is not redelivered, and it cannot broadcast
-(no revoke). Good for a laptop and the demo; run Redis + PostgreSQL for anything else.
+worker takes it, so the jobs of a worker that dies are not redelivered (only a killed
+pool process's job is requeued, and the worker takes it over). Cancel does not revoke
+here: the job row's status alone stops a cancelled job. Good for a laptop and the demo;
+run Redis + PostgreSQL for anything else.
 """
 
 from __future__ import annotations
