@@ -11,6 +11,7 @@ import contextlib
 import json
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +135,7 @@ class Client:
                 params=params,
                 idempotency_key=idempotency_key,
                 parent_id=parent_id,
-                submitted_at=_utcnow(),
+                submitted_at=datetime.now(UTC),
             )
         except ValueError as exc:
             raise InvalidRequest(str(exc)) from None
@@ -346,9 +347,3 @@ def _error_from(reply: ControlReply) -> CipmlError:
     ):
         return InvalidRequest(message, code=code)
     return CipmlError(message, code=code)
-
-
-def _utcnow() -> Any:
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC)

@@ -62,7 +62,6 @@ class FanoutParams(StrictModel):
     )
 
 
-DTYPES = ("int64", "float64", "string", "bool", "timestamp", "date")
 DType = Literal["int64", "float64", "string", "bool", "timestamp", "date"]
 
 
@@ -200,9 +199,6 @@ class JobRef(StrictModel):
     contract: int = CONTRACT_VERSION
     job_id: JobId
     actor: str | None = None
-
-
-Reason = Literal["cancelled", "already_finished"]
 
 
 def validate_params(job_type: str, params: object) -> StrictModel:

@@ -7,6 +7,7 @@ hash and refuses a mismatch.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -62,16 +63,8 @@ class ArtifactStore:
         if move and self._local:
             with open(local_path, "rb") as handle:
                 sha256 = hashlib.file_digest(handle, "sha256").hexdigest()
-            size, final = os.path.getsize(local_path), self.path_of(sha256)
-            if self.fs.exists(final):
-                os.unlink(local_path)
-                return StoredObject(sha256=sha256, size_bytes=size, uri=self._uri(final))
-            self.fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
-            try:
-                os.replace(local_path, final)
-                return StoredObject(sha256=sha256, size_bytes=size, uri=self._uri(final))
-            except OSError:  # another filesystem (EXDEV): copy below
-                pass
+            with contextlib.suppress(OSError):  # another filesystem (EXDEV): copy below
+                return self._commit(os.fspath(local_path), sha256, os.path.getsize(local_path))
         digest, size, tmp = hashlib.sha256(), 0, self._tmp_path()
         with open(local_path, "rb") as source, self.fs.open(tmp, "wb") as out:
             while chunk := source.read(CHUNK):

@@ -15,7 +15,7 @@ from storage.errors import DatabaseUnavailable, NotFound
 from storage.jobs import JobRepository
 from storage.models import Job
 from workers.control.submissions import parse_submission, record_submission, request_cancel
-from workers.jobs.lifecycle import publish
+from workers.jobs.lifecycle import error_of, publish
 from workers.jobs.messages import JobMessage
 from workers.logs import job_logging
 from workers.runtime import runtime_for
@@ -25,9 +25,7 @@ T = TypeVar("T", bound=BaseModel)
 
 
 def job_info(job: Job) -> JobInfo:
-    error = (
-        ErrorInfo(code=job.error_code, message=job.error_message or "") if job.error_code else None
-    )
+    error = error_of(job)
     return JobInfo(
         id=job.id,
         type=job.type,

@@ -345,11 +345,14 @@ def finish(
     return publish(task, job)
 
 
+def error_of(job: Job) -> ErrorInfo | None:
+    if not job.error_code:
+        return None
+    return ErrorInfo(code=job.error_code, message=job.error_message or "")
+
+
 def summary_of(job: Job) -> JobSummary:
-    error = (
-        ErrorInfo(code=job.error_code, message=job.error_message or "") if job.error_code else None
-    )
-    return JobSummary(job_id=job.id, status=job.status, result=job.result, error=error)
+    return JobSummary(job_id=job.id, status=job.status, result=job.result, error=error_of(job))
 
 
 def publish(task: Task, job: Job) -> dict[str, Any]:

@@ -348,15 +348,12 @@ def _translate(
 
 
 def _wider(current: str, value: str) -> pa.DataType:
-    if current in ("int64", "null"):
-        for kind, parse in (("int64", int), ("float64", float)):
-            if kind == "int64" and current == "int64":
-                continue
-            try:
-                parse(value)
-                return ARROW_TYPES[kind]
-            except ValueError:
-                pass
+    """The narrowest type that holds both the column so far and ``value``."""
+    candidates = {"null": ("int64", "float64"), "int64": ("float64",)}.get(current, ())
+    for kind in candidates:
+        with contextlib.suppress(ValueError):
+            (int if kind == "int64" else float)(value)
+            return ARROW_TYPES[kind]
     return pa.string()
 
 
