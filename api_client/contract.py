@@ -68,6 +68,12 @@ class ErrorCode(StrEnum):
     SCHEMA_MISMATCH = "schema_mismatch"
     UNSUPPORTED_FORMAT = "unsupported_format"
     UNREADABLE_FILE = "unreadable_file"
+    DATASET_EMPTY = "dataset_empty"
+    COLUMN_MISSING = "column_missing"
+    COLUMN_TYPE_MISMATCH = "column_type_mismatch"
+    COLUMN_ALL_MISSING = "column_all_missing"
+    INPUT_TOO_LARGE = "input_too_large"
+    COLUMN_EXISTS = "column_exists"
 
 
 class TaskName(StrEnum):

@@ -9,17 +9,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api_client.contract import CONTRACT_VERSION, Queue
+from api_client.quality_params import AssessQualityParams, CleanParams
+from api_client.strict import DatasetName, StrictModel
 
 # Literal, not the Queue enum: strict models accept plain JSON strings for literals.
 QueueName = Literal["control", "preprocessing", "training", "trials", "scoring", "monitoring"]
 
 JobId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
-
-
-class StrictModel(BaseModel):
-    """Unknown fields and silent type coercion are refused: a typo is an error, not a default."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
 # ---------------------------------------------------------------- job params
@@ -77,10 +73,7 @@ class IngestParams(StrictModel):
             "under a root such as s3://bucket/in/orders.csv"
         ),
     )
-    name: str = Field(
-        min_length=1,
-        max_length=200,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+    name: DatasetName = Field(
         description="dataset name; each new source registers the next version",
     )
     dtypes: dict[str, DType] | None = Field(
@@ -102,6 +95,8 @@ JOB_TYPES: dict[str, JobSpec] = {
     "diagnostics.probe": JobSpec(ProbeParams, Queue.PREPROCESSING.value),
     "diagnostics.fanout": JobSpec(FanoutParams, Queue.PREPROCESSING.value),
     "ingest_dataset": JobSpec(IngestParams, Queue.PREPROCESSING.value),
+    "assess_quality": JobSpec(AssessQualityParams, Queue.PREPROCESSING.value),
+    "clean": JobSpec(CleanParams, Queue.PREPROCESSING.value),
 }
 
 

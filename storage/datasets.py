@@ -65,8 +65,9 @@ class DatasetRepository:
         """Register the next version of ``dataset.name``; idempotent per (job, name) and per
         (name, source sha256).
 
-        Returns (dataset, created). The stored artifact must be recorded already; this
-        adds the dataset's reference to it in the same transaction.
+        Returns (dataset, created). The stored artifact (and the pipeline artifact of a
+        derived dataset) must be recorded already; this adds the dataset's references to them
+        in the same transaction.
         """
         existing = self._same(dataset)
         if existing is not None:
@@ -85,8 +86,9 @@ class DatasetRepository:
                 if existing is not None:
                     return existing, False
                 continue
-            ArtifactRepository(self.session).add_ref(
-                dataset.stored_sha256, "dataset", str(dataset.id)
-            )
+            artifacts = ArtifactRepository(self.session)
+            artifacts.add_ref(dataset.stored_sha256, "dataset", str(dataset.id))
+            if dataset.pipeline_sha256 is not None:
+                artifacts.add_ref(dataset.pipeline_sha256, "dataset_pipeline", str(dataset.id))
             return dataset, True
         raise Conflict(f"could not allocate a version for dataset {dataset.name!r}")

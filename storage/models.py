@@ -153,6 +153,11 @@ class Dataset(Base):
     source_uri: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by_job: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"), index=True)
+    # Lineage of a derived dataset: the dataset it was made from, and the fitted transform
+    # (a skops artifact) that made it, so training and scoring can apply the same steps.
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id"), index=True)
+    pipeline_sha256: Mapped[str | None] = mapped_column(ForeignKey("artifacts.sha256"))
+    lineage: Mapped[dict[str, Any] | None]
 
     __table_args__ = (
         UniqueConstraint("name", "version"),
@@ -161,6 +166,22 @@ class Dataset(Base):
         # The same source bytes under the same name are one dataset (ingest dedupes on it).
         UniqueConstraint("name", "source_sha256"),
     )
+
+
+class QualityReport(Base):
+    """A data-quality report of a dataset: JSON and HTML artifacts, and its scores."""
+
+    __tablename__ = "quality_reports"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), index=True)
+    # One report per job, however often the job is delivered.
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"), unique=True)
+    json_sha256: Mapped[str] = mapped_column(ForeignKey("artifacts.sha256"))
+    html_sha256: Mapped[str] = mapped_column(ForeignKey("artifacts.sha256"))
+    scores: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    as_of: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class FanInGroup(Base):

@@ -70,6 +70,7 @@ def service_environment(pg: str, redis: str, home: Path, **extra: str) -> dict[s
             "CIPML_LOG_LEVEL": "INFO",
             "CIPML_DATA_ROOTS": str(home / "data"),
             "CIPML_INGEST_BLOCK_BYTES": str(1 << 20),  # several blocks from a few MB
+            "CIPML_CLEAN_KNN_MAX_ROWS": "20000",  # the bundled CDNOW log is above it
         }
     )
     env.update(extra)

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -309,6 +310,22 @@ def demo() -> None:
     )
     with client:
         _run_client(lambda: run_demo(settings, client))
+
+
+@main.command()
+@click.argument("dataset_id", type=int)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--json", "as_json", is_flag=True, help="The JSON report instead of the HTML page.")
+def report(dataset_id: int, output: Path | None, as_json: bool) -> None:
+    """Write the newest quality report of a dataset to a file (HTML by default)."""
+    from workers.reports import ReportNotFound, export_report
+
+    settings = _settings()
+    try:
+        path = export_report(settings, dataset_id, output, "json" if as_json else "html")
+    except ReportNotFound as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(str(path))
 
 
 # ---------------------------------------------------------------------- jobs

@@ -136,6 +136,14 @@ class Settings(BaseSettings):
             "blocks ahead, so about 60x this plus the interpreter (4 MiB: ~320 MiB)."
         ),
     )
+    clean_knn_max_rows: int = Field(
+        200_000,
+        ge=1,
+        description=(
+            "Largest dataset (rows) the clean job imputes with KNN; larger ones are refused "
+            "(input_too_large): KNN compares every incomplete row with every training row."
+        ),
+    )
     flower_port: int = Field(
         5555, ge=1, le=65535, description=("Port of the Flower dashboard started by `cipml stack`.")
     )

@@ -25,7 +25,7 @@ from api_client.contract import ErrorCode, JobStatus
 from api_client.errors import InvalidRequest
 from api_client.schemas import ErrorInfo, JobSummary, validate_params
 from storage.db import is_transient, make_engine, make_session_factory, transaction
-from storage.errors import NotFound
+from storage.errors import ArtifactCorrupt, ArtifactMissing, NotFound
 from storage.jobs import JobRepository
 from storage.models import Job, utcnow
 from workers.jobs.context import JobContext
@@ -170,6 +170,9 @@ def _run(
         status, error = JobStatus.FAILED, ErrorInfo(code=exc.code, message=exc.message)
     except JobError as exc:
         status, error = JobStatus.FAILED, ErrorInfo(code=exc.code, message=exc.message)
+    except (ArtifactMissing, ArtifactCorrupt) as exc:
+        # A missing or damaged input artifact: a stable code, not a crash.
+        status, error = JobStatus.FAILED, ErrorInfo(code=exc.code, message=str(exc))
     except JobCancelledSignal:
         status, error = (
             JobStatus.CANCELLED,

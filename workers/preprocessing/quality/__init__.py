@@ -1,0 +1,1 @@
+"""Data-quality assessment: metrics, scores, recommendations, the report."""
