@@ -30,7 +30,7 @@ class AssessQualityParams(StrictModel):
 
     dataset_id: DatasetId
     time_column: ColumnName | None = Field(
-        None, description="the event-time column; default: the first timestamp/date column"
+        None, description="the event-time column; default: the first timestamp column"
     )
     key_columns: list[ColumnName] = Field(
         default_factory=list, description="columns that identify a row (duplicate keys)"
@@ -44,15 +44,17 @@ class AssessQualityParams(StrictModel):
     non_negative: list[ColumnName] | None = Field(
         None,
         description=(
-            "columns that must not be negative; default: numeric columns named like an "
-            "amount (amount, value, price, revenue, spend, cost, quantity, number_of…)"
+            "columns that must not be negative; default: numeric columns with a name part "
+            "such as amount, value, price, revenue, spend, cost, sales, quantity, qty, count "
+            "or number_of (parts are separated by _ or other non-letters)"
         ),
     )
     as_of: Timestamp | None = Field(
         None,
         description=(
-            "the time the data is judged at (future timestamps, last-event age); default: "
-            "when the dataset was registered, so the same dataset gives the same report"
+            "the time the data is judged at (future timestamps, last-event age), UTC when it "
+            "has no zone; default: when the dataset was registered, so the same dataset "
+            "gives the same report"
         ),
     )
     freshness_half_life_days: float = Field(
@@ -141,7 +143,8 @@ class OutlierConfig(StrictModel):
 
 
 class FitPeriod(StrictModel):
-    """The training period: rows with ``time_column`` before ``before``."""
+    """The training period: rows with ``time_column`` before ``before`` (UTC when it has no
+    zone)."""
 
     time_column: ColumnName
     before: Timestamp
@@ -160,6 +163,9 @@ class CleanParams(StrictModel):
     exclude: list[ColumnName] = Field(
         default_factory=list, description="columns passed through untouched (ids, labels)"
     )
+    drop_columns: list[ColumnName] = Field(
+        default_factory=list, description="columns removed from the cleaned dataset"
+    )
     missing: MissingConfig = Field(default_factory=MissingConfig)
     outliers: OutlierConfig = Field(default_factory=OutlierConfig)
     duplicates: Literal["keep", "drop_rows", "drop_keys"] = Field(
@@ -170,7 +176,9 @@ class CleanParams(StrictModel):
     normalize_categories: bool | list[ColumnName] = Field(
         True, description="map spellings such as 'NY'/'ny ' to one (all text columns, or these)"
     )
-    seed: int = Field(0, ge=0, description="seed of the randomised steps (KNN sample, forest)")
+    seed: int = Field(
+        0, ge=0, description="seed of the randomised steps (isolation forest, iterative imputer)"
+    )
 
     @model_validator(mode="after")
     def _keys_for_drop_keys(self) -> CleanParams:

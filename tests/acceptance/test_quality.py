@@ -90,7 +90,9 @@ def test_cdnow_report_is_stored_readable_and_reproducible(
         assert row is not None and row.dataset_id == cdnow
         assert row.json_sha256 == result["json_sha256"]
 
-    again = client.submit("assess_quality", params).wait(120)
+    # A time without a zone is UTC: the same as_of, the same report.
+    naive = {"dataset_id": cdnow, "as_of": "1998-07-01T00:00:00"}
+    again = client.submit("assess_quality", naive).wait(120)
     assert again["json_sha256"] == result["json_sha256"], "same input must give the same bytes"
     assert again["html_sha256"] == result["html_sha256"]
     assert again["report_id"] != result["report_id"]
@@ -243,10 +245,17 @@ def test_odd_columns_are_reported_not_crashed_on(
     assert html.count("sku-") < 100, "the 10,000-level chart is capped"
 
     cleaned = client.submit(
-        "clean", {"dataset_id": odd_table, "exclude": ["customer_id", "sku", "date", "amount"]}
+        "clean",
+        {
+            "dataset_id": odd_table,
+            "exclude": ["customer_id", "date", "amount"],
+            "drop_columns": ["sku"],
+        },
     ).wait(120)
     assert cleaned["left_untouched_all_missing"] == ["empty"]
+    assert cleaned["columns_dropped"] == ["sku"]
     stored = pd.read_parquet(store.local_path(cleaned["sha256"]))
+    assert list(stored.columns) == ["customer_id", "city", "amount", "empty", "date"]
     assert set(stored["city"].unique()) == {"NY", "Boston", "LA"}
 
 

@@ -160,3 +160,50 @@ def test_an_all_missing_column_and_no_time_column_are_reported() -> None:
     assert any(
         r["action"] == "drop_column" and r["column"] == "empty" for r in report["recommendations"]
     )
+
+
+def test_a_numeric_column_missing_for_two_months_is_a_period_break() -> None:
+    frame = clean_frame(2000)  # 2,000 x 2 h: 2024-01-01 .. 2024-06-15
+    march_april = frame["at"].dt.month.isin([3, 4])
+    frame.loc[march_april, "age"] = np.nan
+    report = assess(frame, AssessOptions(as_of=AS_OF))
+    age = next(c for c in report["columns"] if c["name"] == "age")
+    assert [(b["start"], b["end"], b["value"]) for b in age["period_breaks"]] == [
+        ("2024-03", "2024-04", "(missing)")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "amount_like"),
+    [
+        ("dollar_value", True),
+        ("number_of_cds", True),
+        ("Amount", True),
+        ("item_count", True),
+        ("discount", False),
+        ("account_id", False),
+        ("valuer", False),
+    ],
+)
+def test_amount_like_names_are_checked_for_negatives(name: str, amount_like: bool) -> None:
+    frame = pd.DataFrame({name: [-1.0, 2.0, 3.0, 4.0]})
+    report = assess(frame, AssessOptions(as_of=AS_OF))
+    assert (name in report["config"]["non_negative"]) is amount_like
+    negative = [f for f in report["findings"] if f["check"] == "negative_share"]
+    assert bool(negative) is amount_like
+    assert report["scores"]["validity"] == (75.0 if amount_like else 100.0)
+
+
+def test_declaring_a_column_text_scores_nothing() -> None:
+    base = clean_frame()
+    report = assess(base, AssessOptions(as_of=AS_OF, declared_types={"channel": "string"}))
+    assert report["scores"] == scores(base)
+
+
+def test_a_missing_timestamp_is_advised_to_drop_its_rows() -> None:
+    frame = clean_frame()
+    frame["signup"] = frame["at"]
+    frame.loc[::4, "signup"] = pd.NaT
+    report = assess(frame, AssessOptions(as_of=AS_OF, time_column="at"))
+    (advice,) = [r for r in report["recommendations"] if r["column"] == "signup"]
+    assert advice["clean"] == {"missing": {"columns": {"signup": {"strategy": "drop"}}}}

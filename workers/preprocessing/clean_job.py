@@ -38,6 +38,7 @@ def run_clean(ctx: JobContext, params: CleanParams) -> dict[str, Any]:
     existing = _already_registered(ctx, name)
     if existing is not None:
         return existing  # a redelivered job: the output exists, do not clean twice
+    frame = _drop_columns(frame, params)
     kinds = column_kinds(frame)
     frame, duplicates_dropped = _drop_duplicates(frame, params)
     train = _training_rows(frame, params, kinds)
@@ -60,6 +61,7 @@ def run_clean(ctx: JobContext, params: CleanParams) -> dict[str, Any]:
         "fit_rows": len(train),
         "steps": plan.steps,
         "rows_in": facts.rows,
+        "columns_dropped": list(params.drop_columns),
         "duplicates_dropped": duplicates_dropped,
         "missing_rows_dropped": before_drop - len(cleaned),
         "left_untouched_all_missing": untouched,
@@ -74,7 +76,19 @@ def _already_registered(ctx: JobContext, name: str) -> dict[str, Any] | None:
         dataset = DatasetRepository(session).by_job(ctx.job_id, name)
         if dataset is None:
             return None
-        return _summary(dataset, deduplicated=True)
+        artifact = ArtifactRepository(session).get(dataset.stored_sha256)
+        return _summary(dataset, artifact.uri if artifact else None, deduplicated=True)
+
+
+def _drop_columns(frame: pd.DataFrame, params: CleanParams) -> pd.DataFrame:
+    unknown = sorted(set(params.drop_columns) - {str(c) for c in frame.columns})
+    if unknown:
+        raise JobError(
+            ErrorCode.COLUMN_MISSING,
+            f"drop_columns names {unknown}, not in the dataset; it has: "
+            + ", ".join(str(c) for c in list(frame.columns)[:20]),
+        )
+    return frame.drop(columns=list(params.drop_columns)) if params.drop_columns else frame
 
 
 def _drop_duplicates(frame: pd.DataFrame, params: CleanParams) -> tuple[pd.DataFrame, int]:
@@ -131,9 +145,15 @@ def _skip_all_missing(
     params: CleanParams, train: pd.DataFrame, kinds: Mapping[str, str]
 ) -> tuple[CleanParams, list[str]]:
     """Columns entirely missing in the training rows have nothing to learn from: default rules
-    leave them untouched (and the result says so). A rule naming one explicitly still fails
+    leave them untouched (and the result says so). A step naming one explicitly still fails
     with ``column_all_missing`` at fit."""
-    named = set(params.missing.columns)
+    outliers = params.outliers
+    named = (
+        set(params.missing.columns)
+        | set(outliers.columns or [])
+        | set(outliers.robust_scale)
+        | set(outliers.isolation_forest.columns or [] if outliers.isolation_forest else [])
+    )
     empty = [
         str(c)
         for c in train.columns
@@ -179,21 +199,22 @@ def _store_and_register(
             )
         )
         session.flush()
-        summary = _summary(dataset, deduplicated=not created)
+        summary = _summary(dataset, stored.uri, deduplicated=not created)
     ctx.progress(
         "done", 1, 1, f"clean: {name} v{summary['version']}, {summary['rows']:,} rows", force=True
     )
     return summary
 
 
-def _summary(dataset: Dataset, **extra: Any) -> dict[str, Any]:
+def _summary(dataset: Dataset, uri: str | None, **extra: Any) -> dict[str, Any]:
     lineage = dataset.lineage or {}
     return dataset_summary(
         dataset,
-        None,
+        uri,
         parent_dataset_id=dataset.parent_id,
         pipeline_sha256=dataset.pipeline_sha256,
         steps=[step["name"] for step in lineage.get("steps", [])],
+        columns_dropped=lineage.get("columns_dropped", []),
         duplicates_dropped=lineage.get("duplicates_dropped", 0),
         missing_rows_dropped=lineage.get("missing_rows_dropped", 0),
         left_untouched_all_missing=lineage.get("left_untouched_all_missing", []),

@@ -43,8 +43,8 @@ def load_dataset(ctx: JobContext, dataset_id: int) -> tuple[DatasetFacts, pd.Dat
         if dataset is None:
             raise JobError(
                 ErrorCode.DATASET_NOT_FOUND,
-                f"no dataset with id {dataset_id}; `cipml jobs --type ingest_dataset` lists the "
-                "ingests and their dataset ids",
+                f"no dataset with id {dataset_id}; the result of the ingest_dataset job that "
+                "registered it holds its dataset_id (`cipml status <job id>`)",
             )
         facts = DatasetFacts(
             id=dataset.id,

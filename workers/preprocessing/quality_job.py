@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from api_client.quality_params import AssessQualityParams
@@ -27,7 +28,7 @@ def run_assess(ctx: JobContext, params: AssessQualityParams) -> dict[str, Any]:
     require_rows(facts, frame)
     options = AssessOptions(
         # Default: judged as of registration, so the same dataset gives the same report.
-        as_of=params.as_of or facts.created_at,
+        as_of=_aware(params.as_of or facts.created_at),
         time_column=params.time_column,
         key_columns=list(params.key_columns),
         declared_types=dict(params.declared_types),
@@ -73,6 +74,11 @@ def run_assess(ctx: JobContext, params: AssessQualityParams) -> dict[str, Any]:
         "html_sha256": html_stored.sha256,
         "html_uri": html_stored.uri,
     }
+
+
+def _aware(moment: datetime) -> datetime:
+    """Times without a zone are UTC, as everywhere in cip-ml."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _count_by_severity(findings: list[dict[str, Any]]) -> dict[str, int]:

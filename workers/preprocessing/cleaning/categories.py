@@ -10,8 +10,8 @@ from workers.preprocessing.cleaning.base import FrameTransformer
 
 
 def category_key(value: object) -> str:
-    """What spellings of one category share: inner whitespace collapsed, case folded."""
-    return " ".join(str(value).split()).casefold()
+    """What spellings of one category share: inner whitespace collapsed, lower-cased."""
+    return " ".join(str(value).split()).lower()  # lower(), as the quality report groups them
 
 
 class CategoryNormalizer(FrameTransformer):

@@ -32,8 +32,10 @@ from workers.preprocessing.quality.scores import Scores, score
 REPORT_VERSION = 1
 # Numeric columns that must not be negative unless the caller says otherwise.
 AMOUNT_NAME = re.compile(
-    r"(amount|value|price|revenue|spend|cost|sales|quantity|qty|number_of|count)", re.I
-)
+    r"(?:^|[^a-z])(amount|value|price|revenue|spend|cost|sales|quantity|qty|number_of|count)"
+    r"(?:$|[^a-z])",
+    re.I,
+)  # name parts only: `dollar_value`, `number_of_cds`; not `discount` or `account_id`
 # Column work releases the GIL in numpy/pandas; two threads use the machine's two cores.
 THREADS = 2
 

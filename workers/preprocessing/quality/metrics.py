@@ -19,9 +19,9 @@ import pyarrow.compute as pc
 ROBUST_Z_THRESHOLD = 3.5
 MAD_TO_SIGMA = 1.4826  # 1 / Phi^-1(3/4): MAD of a normal sample estimates sigma / 1.4826
 MEANAD_TO_SIGMA = 1.2533  # sqrt(pi / 2): used when MAD is 0 (more than half the values tie)
-UNIT_FACTOR = 100.0  # two orders of magnitude from the median magnitude: cents vs dollars
+UNIT_FACTOR = 100.0  # two orders of magnitude above the upper quartile: cents for dollars
 
-# Text that stands for "no value" (disguised missing values), compared after trim + casefold.
+# Text that stands for "no value" (disguised missing values), compared trimmed and lower-cased.
 PLACEHOLDERS = frozenset(
     {"", "unknown", "n/a", "na", "none", "null", "nil", "nan", "?", "-", "--", "missing"}
 )

@@ -64,6 +64,7 @@ class ColumnProfile:
     other_count: int = 0
     spelling_groups: list[dict[str, Any]] = field(default_factory=list)
     period_breaks: list[dict[str, Any]] = field(default_factory=list)
+    non_negative: bool = False  # checked against the non-negative rule
     # Cell counts behind the scores.
     missing: int = 0
     placeholders: int = 0
@@ -93,7 +94,12 @@ def profile_column(
     axis: TimeAxis,
     high_cardinality: int,
 ) -> ColumnProfile:
-    profile = ColumnProfile(name=str(series.name), kind=kind, dtype=str(series.dtype))
+    profile = ColumnProfile(
+        name=str(series.name),
+        kind=kind,
+        dtype=str(series.dtype),
+        non_negative=rules.non_negative and kind == "numeric",
+    )
     rows = len(series)
     missing_mask = series.isna().to_numpy()
     profile.missing = int(missing_mask.sum())
@@ -111,7 +117,9 @@ def profile_column(
         missing_rows = axis.months[missing_mask]
         missing = np.bincount(missing_rows[missing_rows >= 0], minlength=axis.per_month.size)
         table = np.column_stack([axis.per_month - missing, missing])
-        profile.period_breaks = _breaks(axis, table, ["not missing", "(missing)"], only={1})
+        profile.period_breaks = _breaks(
+            axis, table, ["not missing", "(missing)"], only={1}, derived_check=False
+        )
     return profile
 
 
@@ -270,7 +278,8 @@ def _declared_type(profile: ColumnProfile, series: pd.Series, rules: ColumnRules
     elif declared == "boolean":
         conformance = m.boolean_conformance(series)
     else:
-        conformance = 1.0  # any value can be read as text
+        profile.metrics["type_conformance"] = 1.0
+        return  # any value can be read as text: nothing to fail, nothing to score
     profile.metrics["type_conformance"] = conformance
     non_missing = len(series) - profile.missing
     # A value of the wrong type was not range-checked, so the two never count one cell twice.
@@ -279,7 +288,11 @@ def _declared_type(profile: ColumnProfile, series: pd.Series, rules: ColumnRules
 
 
 def _breaks(
-    axis: TimeAxis, table: np.ndarray, labels: list[str], only: set[int] | None = None
+    axis: TimeAxis,
+    table: np.ndarray,
+    labels: list[str],
+    only: set[int] | None = None,
+    derived_check: bool = True,
 ) -> list[dict[str, Any]]:
     assert axis.first_month is not None
     return [
@@ -291,7 +304,7 @@ def _breaks(
             "rows": b.rows,
             "elsewhere_share": b.elsewhere_share,
         }
-        for b in period_breaks(table, labels)
+        for b in period_breaks(table, labels, derived_check)
         if only is None or labels.index(b.value) in only
     ]
 

@@ -184,13 +184,16 @@ def month_table(months: np.ndarray, codes: np.ndarray, n_months: int, n_levels: 
     return np.bincount(flat, minlength=n_months * n_levels).reshape(n_months, n_levels)
 
 
-def period_breaks(table: np.ndarray, labels: list[str]) -> list[PeriodBreak]:
+def period_breaks(
+    table: np.ndarray, labels: list[str], derived_check: bool = True
+) -> list[PeriodBreak]:
     """Runs of months where one value makes up ≥ 99% of the rows while it makes up ≤ 80% of
     the other months' rows — a collection break, such as a column that turns entirely
     'unknown' for two months.
 
     A column with one value per month in months holding ≥ 90% of the rows is derived from
-    the date (a month name, a period label) and has no breaks.
+    the date (a month name, a period label) and has no breaks. ``derived_check=False`` skips
+    that test, for a missing/not-missing table: a complete month is not a derived value.
 
     ``table``: rows per (month, value), months in order (see ``month_table``).
     """
@@ -199,7 +202,7 @@ def period_breaks(table: np.ndarray, labels: list[str]) -> list[PeriodBreak]:
         return []
     per_month = table.sum(axis=1)
     dominated = table.max(axis=1) >= BREAK_SHARE * per_month
-    if per_month[dominated].sum() >= DERIVED_SHARE * per_month.sum():
+    if derived_check and per_month[dominated].sum() >= DERIVED_SHARE * per_month.sum():
         return []
     breaks: list[PeriodBreak] = []
     for level in range(n_levels):
