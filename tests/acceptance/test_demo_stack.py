@@ -23,6 +23,7 @@ from tests.support.workers import CIPML
 
 pytestmark = pytest.mark.slow
 SHA = re.compile(r"sha256 \(Parquet\)\s+([0-9a-f]{64})")
+REPORT = re.compile(r"report: file://(\S+\.html)")
 
 
 def _clean_env() -> dict[str, str]:
@@ -34,7 +35,13 @@ def test_demo_on_a_fresh_folder_with_no_servers(tmp_path: Path) -> None:
         [CIPML, "demo"], cwd=tmp_path, env=_clean_env(), capture_output=True, text=True, timeout=300
     )
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "[4/4] ingest" in run.stdout and "69,659 x 4" in run.stdout
+    assert "[4/5] ingest" in run.stdout and "69,659 x 4" in run.stdout
+    assert "quality 99.7/100" in run.stdout
+    assert "255 exact duplicate rows" in run.stdout  # the top recommendation
+    page = REPORT.search(run.stdout)
+    assert page is not None
+    html = Path(page.group(1)).read_text()
+    assert "cdnow_transactions" in html and "<svg" in html
     sha = SHA.search(run.stdout)
     assert sha is not None
     stored = next((tmp_path / ".cipml" / "artifacts" / "sha256").rglob(sha.group(1)))
@@ -62,6 +69,7 @@ def test_demo_on_redis_and_postgresql(service_env: dict[str, str], tmp_path: Pat
     assert run.returncode == 0, run.stdout + run.stderr
     assert "mode: distributed" in run.stdout and "postgresql+psycopg" in run.stdout
     assert SHA.search(run.stdout)
+    assert "quality 99.7/100" in run.stdout and REPORT.search(run.stdout)
 
 
 def _cipml_processes_under(folder: Path) -> list[int]:
