@@ -33,7 +33,6 @@ import contextlib
 import hashlib
 import json
 import os
-import platform
 import re
 import resource
 import shutil
@@ -45,9 +44,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+# benchmarks.machine is imported inside the parent-only functions (machine_info, build_report,
+# run), not here: a child runs this file as a script with the --source tree first on sys.path
+# (see run_child), and a scratch copy there need not hold benchmarks/machine.py.
 
 ROOT = Path(__file__).resolve().parent.parent
 MIB = 1 << 20
@@ -578,59 +580,12 @@ def log(message: str) -> None:
     print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", file=sys.stderr, flush=True)
 
 
-def _git(cwd: Path, *args: str) -> str:
-    """Output of a read-only git command ('' outside a checkout); never takes index locks."""
-    try:
-        return subprocess.run(
-            ["git", "--no-optional-locks", *args],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout
-    except OSError:
-        return ""
-
-
 def machine_info(options: Options) -> dict[str, str]:
-    cpu_model = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    nproc = subprocess.run(["nproc"], capture_output=True, text=True, check=False).stdout.strip()
-    memory_kib = 0
-    with contextlib.suppress(OSError, AttributeError):
-        found = re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text())
-        memory_kib = int(found.group(1)) if found else 0
-    commit = _git(options.source, "rev-parse", "--short", "HEAD").strip() or "?"
-    changed = _git(options.source, "status", "--porcelain", "--untracked-files=no").splitlines()
-    if changed:
-        digest = hashlib.sha256(_git(options.source, "diff", "HEAD").encode()).hexdigest()[:12]
-        commit += f" + uncommitted changes to {len(changed)} files (diff sha256 {digest})"
-    versions = {}
-    for package in ("pandas", "pyarrow", "numpy", "fsspec"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = "-"
-    return {
-        "nproc": nproc or str(os.cpu_count()),
-        "cpu": cpu_model,
-        "memory": f"{memory_kib / 2**20:.1f} GiB",
-        "os": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
-        **versions,
-        "service source": f"{options.source} @ {commit}",
-    }
+    """The machine, the data libraries and the git state of the ``--source`` tree."""
+    from benchmarks.machine import describe_machine, package_versions
 
-
-def _load() -> str:
-    try:
-        return " ".join(f"{value:.2f}" for value in os.getloadavg())
-    except OSError:
-        return "?"
+    versions = package_versions(("pandas", "pyarrow", "numpy", "fsspec"))
+    return describe_machine(options.source, versions)
 
 
 def _median(values: Sequence[float]) -> float:
@@ -686,6 +641,8 @@ def build_report(
     load_after: str,
     started: datetime,
 ) -> tuple[str, bool]:
+    from benchmarks.machine import report_header
+
     ours = [r for r in runs if r.side == "ours"]
     base = [r for r in runs if r.side == "baseline"]
     o_speed, b_speed = _median([r.rows_per_s for r in ours]), _median([r.rows_per_s for r in base])
@@ -700,10 +657,7 @@ def build_report(
         sys.argv[1:] if sys.argv[1:] else []
     )
     out: list[str] = [
-        f"Run {started:%Y-%m-%d %H:%M} UTC: `{command.strip()}`",
-        "",
-        "Machine: " + "; ".join(f"{key} {value}" for key, value in machine.items()),
-        f"Load average (1/5/15 min) before: {load_before}, after: {load_after}",
+        *report_header(started, command, machine, load_before, load_after),
         (
             f"Input: {csv.name}, {generated['bytes']:,} bytes ({generated['bytes'] / GIB:.2f} "
             f"GiB), {ours[0].result['rows']:,} rows x 7 columns, seed {options.seed}, sha256 "
@@ -847,8 +801,10 @@ def _profile_lines(profile: dict[str, Any], rows: int) -> list[str]:
 
 
 def run(options: Options) -> int:
+    from benchmarks.machine import load_average
+
     started = datetime.now(UTC)
-    load_before = _load()
+    load_before = load_average()
     base_dir = str(options.workdir) if options.workdir else None
     workdir = Path(tempfile.mkdtemp(prefix="cipml-ingest-bench-", dir=base_dir))
     keep = options.keep
@@ -920,7 +876,7 @@ def run(options: Options) -> int:
             runs,
             profile,
             load_before,
-            _load(),
+            load_average(),
             started,
         )
     finally:

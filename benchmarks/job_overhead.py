@@ -26,11 +26,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import math
 import os
-import platform
 import re
 import shlex
 import shutil
@@ -57,6 +55,7 @@ from celery import Celery
 from sqlalchemy.engine import URL, make_url
 
 from api_client import Client
+from benchmarks.machine import describe_machine, load_average, report_header
 from benchmarks.raw_celery_app import NOOP_TASK, RAW_QUEUE, create_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -215,28 +214,11 @@ def ms(seconds: float) -> float:
 
 
 def machine_info(options: Options) -> dict[str, str]:
-    cpu_model = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    nproc = subprocess.run(["nproc"], capture_output=True, text=True, check=False).stdout.strip()
+    """The machine, the client libraries, both servers and the ``--source`` git state."""
     redis_version = redis.Redis.from_url(options.ours_broker).info("server")["redis_version"]
     with psycopg.connect(_conninfo(make_url(options.postgres_url))) as conn:
         pg_version = str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
-    commit = _git(options.source, "rev-parse", "--short", "HEAD").strip() or "?"
-    changed = _git(options.source, "status", "--porcelain", "--untracked-files=no").splitlines()
-    if changed:
-        digest = hashlib.sha256(_git(options.source, "diff", "HEAD").encode()).hexdigest()[:12]
-        commit += f" + uncommitted changes to {len(changed)} files (diff sha256 {digest})"
-    memory = psutil.virtual_memory().total / 2**30
-    return {
-        "nproc": nproc or str(os.cpu_count()),
-        "cpu": cpu_model,
-        "memory": f"{memory:.1f} GiB",
-        "os": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
+    versions = {
         "celery": celery.__version__,
         "kombu": kombu.__version__,
         "redis-py": redis.__version__,
@@ -244,29 +226,8 @@ def machine_info(options: Options) -> dict[str, str]:
         "psycopg": psycopg.__version__,
         "redis server": redis_version,
         "postgresql": pg_version,
-        "service source": f"{options.source} @ {commit}",
     }
-
-
-def _git(cwd: Path, *args: str) -> str:
-    """Output of a read-only git command ('' outside a checkout); never takes index locks."""
-    try:
-        done = subprocess.run(
-            ["git", "--no-optional-locks", *args],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=30,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-    return done.stdout.rstrip() if done.returncode == 0 else ""
-
-
-def load_average() -> str:
-    one, five, fifteen = os.getloadavg()
-    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
+    return describe_machine(options.source, versions)
 
 
 # ---------------------------------------------------------------------- services
@@ -850,10 +811,7 @@ def render(
     added_rt_p50 = p50(s.ours_round_trip) - p50(s.raw_round_trip)
     share = s.ours_tp.per_second / s.raw_tp.per_second
     lines = [
-        f"Run {started.strftime('%Y-%m-%d %H:%M UTC')}: `{command}`",
-        "",
-        "Machine: " + "; ".join(f"{k} {v}" for k, v in machine.items()),
-        f"Load average (1/5/15 min) before: {loads[0]}, after: {loads[1]}",
+        *report_header(started, command, machine, *loads),
         f"Both workers: `-c {options.concurrency}` prefork, same Redis server (db "
         f"{options.ours_db} ours, db {options.raw_db} raw); job: `{PROBE}` "
         f"`{json.dumps(PROBE_PARAMS)}`; {options.n_latency} sequential samples per latency "

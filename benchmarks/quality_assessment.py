@@ -61,17 +61,13 @@ import argparse
 import contextlib
 import gc
 import hashlib
-import os
-import platform
 import re
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +75,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from benchmarks.machine import describe_machine, load_average, package_versions, report_header
 from workers.preprocessing.quality.assess import THREADS, AssessOptions, assess, report_json
 from workers.preprocessing.quality.metrics import PLACEHOLDERS
 
@@ -663,59 +660,14 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _load() -> str:
-    try:
-        return " ".join(f"{value:.2f}" for value in os.getloadavg())
-    except OSError:
-        return "?"
-
-
-def _git(*args: str) -> str:
-    """Read-only git (no optional index refresh)."""
-    try:
-        return subprocess.run(
-            ["git", "--no-optional-locks", *args],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout
-    except OSError:
-        return ""
-
-
 def machine_info() -> dict[str, str]:
-    cpu_model = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    memory_kib = 0
-    with contextlib.suppress(OSError):
-        found = re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text())
-        memory_kib = int(found.group(1)) if found else 0
-    versions = {}
-    for package in ("pandas", "numpy", "pyarrow", "scipy"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = "-"
-    commit = _git("rev-parse", "--short", "HEAD").strip() or "?"
-    changed = _git("status", "--porcelain", "--untracked-files=no").splitlines()
-    if changed:
-        commit += f" + uncommitted changes to {len(changed)} files"
+    """The machine, the data libraries and the fingerprint of the quality code that ran."""
+    versions = package_versions(("pandas", "numpy", "pyarrow", "scipy"))
     digest = hashlib.sha256()
     for path in sorted(QUALITY_DIR.glob("*.py")):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return {
-        "cpus": str(os.cpu_count()),
-        "cpu": cpu_model,
-        "memory": f"{memory_kib / 2**20:.1f} GiB",
-        "os": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
-        **versions,
-        "service source": f"{ROOT} @ {commit}",
+        **describe_machine(ROOT, versions, cpus="cpus", diff_digest=False),
         "quality code sha256": digest.hexdigest()[:12],
     }
 
@@ -773,10 +725,7 @@ def build_report(
     stat = f"median of {options.repeats}" if options.repeats > 1 else "one run each"
     command = "python -m benchmarks.quality_assessment " + " ".join(sys.argv[1:])
     out = [
-        f"Run {started:%Y-%m-%d %H:%M} UTC: `{command.strip()}`",
-        "",
-        "Machine: " + "; ".join(f"{key} {value}" for key, value in machine.items()),
-        f"Load average (1/5/15 min) before: {load_before}, after: {load_after}",
+        *report_header(started, command, machine, load_before, load_after),
         (
             f"Table: {frame.shape[0]:,} rows × {frame.shape[1]} columns ({mix}), seed "
             f"{options.seed}, {table.planted_duplicates} planted duplicate rows, "
@@ -845,7 +794,7 @@ def run(options: Options) -> int:
     Ours(head)()
     Baseline(head)()
     ours, base = Ours(table.frame), Baseline(table.frame)
-    load_before = _load()
+    load_before = load_average()
     samples: list[Sample] = []
     for run_number in range(1, options.repeats + 1):
         # Alternate who goes first, so neither side always runs on a freshly collected heap.
@@ -859,7 +808,7 @@ def run(options: Options) -> int:
             sample = measure(side, run_number, work)
             samples.append(sample)
             log(f"run {run_number} {side}: {sample.wall_s:.2f} s wall, {sample.cpu_s:.2f} s CPU")
-    load_after = _load()
+    load_after = load_average()
     json_started = time.perf_counter()
     json_bytes = len(report_json(ours.report))
     json_seconds = time.perf_counter() - json_started

@@ -123,16 +123,19 @@ def profile_column(
     return profile
 
 
+def _distinct(profile: ColumnProfile, distinct: int, non_missing: int) -> None:
+    profile.metrics.update(
+        distinct_count=distinct,
+        distinct_share=m.distinct_share(distinct, non_missing),
+        is_constant=m.is_constant(distinct),
+    )
+
+
 def _numeric(profile: ColumnProfile, series: pd.Series, rules: ColumnRules) -> None:
     values = series.to_numpy(dtype=float, na_value=np.nan)
     ordered = np.sort(values)  # NaN sorts last
     ordered = ordered[: ordered.size - profile.missing]
-    distinct = m.distinct_sorted(ordered)
-    profile.metrics.update(
-        distinct_count=distinct,
-        distinct_share=m.distinct_share(distinct, ordered.size),
-        is_constant=m.is_constant(distinct),
-    )
+    _distinct(profile, m.distinct_sorted(ordered), ordered.size)
     if ordered.size == 0:
         return
     stats: dict[str, Any] = dict(
@@ -187,12 +190,7 @@ def _histogram(ordered: np.ndarray, stats: dict[str, Any], clip: bool) -> dict[s
 def _timestamp(profile: ColumnProfile, series: pd.Series, axis: TimeAxis) -> None:
     values = as_utc_naive(series)
     values = values[~np.isnat(values)]
-    distinct = int(pd.unique(values).size)
-    profile.metrics.update(
-        distinct_count=distinct,
-        distinct_share=m.distinct_share(distinct, values.size),
-        is_constant=m.is_constant(distinct),
-    )
+    _distinct(profile, int(pd.unique(values).size), values.size)
     if values.size == 0:
         return
     future = int((values > axis.as_of).sum())
@@ -223,12 +221,8 @@ def _categorical(
     non_missing = int(counts.sum())
     distinct = len(counts)
     high = kind == "categorical" and distinct > high_cardinality
-    profile.metrics.update(
-        distinct_count=distinct,
-        distinct_share=m.distinct_share(distinct, non_missing),
-        is_constant=m.is_constant(distinct),
-        high_cardinality=high,
-    )
+    _distinct(profile, distinct, non_missing)
+    profile.metrics["high_cardinality"] = high
     profile.top_values, profile.other_count = _top_values(counts)
     if kind != "categorical":
         return
