@@ -25,8 +25,7 @@ from workers.preprocessing.cleaning import load_pipeline
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = ROOT.parent / "shared" / "data"
-BANK = SHARED / "bank_marketing_dated.parquet"
+BANK = ROOT / "data" / "bank_marketing_dated.parquet"
 CDNOW = ROOT / "data" / "cdnow_transactions.parquet"
 
 
@@ -54,8 +53,6 @@ def cdnow(client: Client, data_root: Path) -> int:
 
 @pytest.fixture(scope="module")
 def bank(client: Client, data_root: Path) -> int:
-    if not BANK.exists():
-        pytest.fail(f"the shared bank-marketing table is missing at {BANK}")
     return ingest(client, data_root, BANK, f"bank-{uuid.uuid4().hex[:6]}")
 
 
