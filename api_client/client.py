@@ -19,8 +19,9 @@ from celery import Celery, states
 from celery.exceptions import TimeoutError as CeleryTimeout
 from kombu.exceptions import OperationalError as KombuOperationalError
 
+from api_client import folder_transport
 from api_client.contract import CONTRACT_VERSION, ErrorCode, JobStatus, TaskName
-from api_client.embedded import embedded_transport
+from api_client.embedded import embedded_transport, is_embedded
 from api_client.errors import (
     CipmlError,
     InvalidRequest,
@@ -78,6 +79,8 @@ class Client:
                 raise InvalidRequest("result_backend is required unless the broker is Redis")
             result_backend = broker_url
         self.control_timeout = control_timeout
+        if is_embedded(broker_url):
+            folder_transport.install()
         self._app = Celery(
             "cipml-client", broker=broker_url, backend=result_backend, set_as_current=False
         )

@@ -8,7 +8,9 @@ from typing import Any
 from celery import Celery, signals
 from kombu import Queue
 
+from api_client import folder_transport
 from api_client.contract import ALL_QUEUES
+from api_client.embedded import is_embedded
 from workers import logs
 from workers.settings import Settings
 
@@ -20,6 +22,8 @@ TASK_MODULES = [
 
 
 def create_app(settings: Settings) -> Celery:
+    if is_embedded(settings.broker):
+        folder_transport.install()  # atomic publishing on the folder broker
     app = Celery("cipml", broker=settings.broker, backend=settings.backend, include=TASK_MODULES)
     ssl = settings.redis_ssl_options()
     control_soft, control_hard = settings.limits_for("control")
