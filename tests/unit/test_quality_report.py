@@ -148,6 +148,9 @@ def test_an_empty_frame_and_unknown_columns_are_refused_with_codes() -> None:
     with pytest.raises(AssessmentError) as not_time:
         assess(clean_frame(), AssessOptions(as_of=AS_OF, time_column="amount"))
     assert not_time.value.code == "column_type_mismatch"
+    with pytest.raises(AssessmentError) as text_range:
+        assess(clean_frame(), AssessOptions(as_of=AS_OF, ranges={"channel": (0, 1)}))
+    assert text_range.value.code == "column_type_mismatch" and "channel" in str(text_range.value)
 
 
 def test_an_all_missing_column_and_no_time_column_are_reported() -> None:

@@ -72,7 +72,7 @@ def assess(
     if frame.shape[0] == 0:
         raise AssessmentError("dataset_empty", "the dataset has no rows: nothing to assess")
     kinds = column_kinds(frame)
-    _check_columns(frame, options)
+    _check_columns(frame, options, kinds)
     time_column = _time_column(options, kinds)
     as_of = np.datetime64(options.as_of.astimezone(UTC).replace(tzinfo=None), "ns")
     non_negative = _non_negative(options, kinds)
@@ -125,7 +125,7 @@ def assess(
     }
 
 
-def _check_columns(frame: pd.DataFrame, options: AssessOptions) -> None:
+def _check_columns(frame: pd.DataFrame, options: AssessOptions, kinds: Mapping[str, str]) -> None:
     named = (
         set(options.key_columns)
         | set(options.declared_types)
@@ -139,6 +139,18 @@ def _check_columns(frame: pd.DataFrame, options: AssessOptions) -> None:
         raise AssessmentError(
             "column_missing",
             f"column(s) {', '.join(map(repr, unknown))} not in the dataset; it has: {available}",
+        )
+    not_numeric = sorted(
+        name
+        for name in set(options.ranges) | set(options.non_negative or [])
+        if kinds[name] != "numeric"
+    )
+    if not_numeric:
+        raise AssessmentError(
+            "column_type_mismatch",
+            f"ranges and non_negative apply to numeric columns; {', '.join(not_numeric)} "
+            f"hold {', '.join(sorted({kinds[n] for n in not_numeric}))} values (declare the "
+            "column numeric at ingest if it holds numbers)",
         )
 
 
