@@ -74,6 +74,9 @@ class ErrorCode(StrEnum):
     COLUMN_ALL_MISSING = "column_all_missing"
     INPUT_TOO_LARGE = "input_too_large"
     COLUMN_EXISTS = "column_exists"
+    TIMESTAMP_UNPARSEABLE = "timestamp_unparseable"
+    TIMESTAMP_TIMEZONE_MIXED = "timestamp_timezone_mixed"
+    UNKNOWN_HOLIDAY_COUNTRY = "unknown_holiday_country"
 
 
 class TaskName(StrEnum):

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api_client.contract import CONTRACT_VERSION, Queue
+from api_client.feature_params import BuildFeaturesParams
 from api_client.quality_params import AssessQualityParams, CleanParams
 from api_client.strict import DatasetName, StrictModel
 
@@ -97,6 +98,7 @@ JOB_TYPES: dict[str, JobSpec] = {
     "ingest_dataset": JobSpec(IngestParams, Queue.PREPROCESSING.value),
     "assess_quality": JobSpec(AssessQualityParams, Queue.PREPROCESSING.value),
     "clean": JobSpec(CleanParams, Queue.PREPROCESSING.value),
+    "build_features": JobSpec(BuildFeaturesParams, Queue.PREPROCESSING.value),
 }
 
 

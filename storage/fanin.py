@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from storage.db import insert_for
@@ -95,6 +95,14 @@ class FanInRepository:
                 payload=dict(group.follow_up_payload),
             )
         return None
+
+    def parts(self, group_id: str) -> list[FanInPart]:
+        """The completed parts of a group, ordered by part id."""
+        return list(
+            self.session.scalars(
+                select(FanInPart).where(FanInPart.group_id == group_id).order_by(FanInPart.part_id)
+            )
+        )
 
     def mark_dispatched(self, group_id: str) -> None:
         self.session.execute(

@@ -20,10 +20,41 @@ from workers.reports import export_report
 from workers.settings import Settings
 
 BUNDLED = Path(__file__).resolve().parents[1] / "data" / "cdnow_transactions.parquet"
-STEPS = 5
+STEPS = 6
 # The log ends on 1998-06-30: judge it as of the next day, as its analysts would have.
 DEMO_AS_OF = "1998-07-01T00:00:00Z"
 TOP_RECOMMENDATIONS = 3
+CHURN_CUTOFF = "1997-10-01"
+SHOWN_FEATURES = (
+    "days_since_last_event",
+    "frequency",
+    "dollar_value__sum",
+    "dollar_value__sum__90D",
+    "number_of_cds__lag_1",
+    "days_between_events__lag_1",
+    "cutoff__is_holiday",
+    "activity__trend_slope",
+)
+
+
+def churn_features_params(dataset_id: int) -> dict[str, Any]:
+    """The issue's example config on CDNOW: churn = no purchase in the 39 weeks after the
+    cutoff (base rate about 70%)."""
+    return {
+        "dataset_id": dataset_id,
+        "customer_id_column": "customer_id",
+        "timestamp_column": "date",
+        "value_columns": ["dollar_value", "number_of_cds"],
+        "cutoffs": [CHURN_CUTOFF],
+        "lag_periods": [1, 7, 30],
+        "rolling_windows": ["7D", "14D", "30D", "90D"],
+        "calendar": True,
+        "holidays_country": "US",
+        "fourier_order": 3,
+        "trend": True,
+        "change_points": True,
+        "label": {"kind": "churn", "horizon": "39W"},
+    }
 
 
 def step(number: int, text: str) -> None:
@@ -65,11 +96,17 @@ def run_demo(
         ).wait(timeout=600, progress=True)
         page = export_report(settings, result["dataset_id"])
         _print_quality(quality, page)
+
+        step(6, f"features: churn features per customer as of {CHURN_CUTOFF} (39-week label)")
+        features = client.submit(
+            "build_features", churn_features_params(result["dataset_id"])
+        ).wait(timeout=600, progress=True)
+        _print_features(features)
     finally:
         # Nothing is in flight once the job ended: a cold shutdown is safe and saves the
         # seconds a warm one spends in Celery's timer loop.
         children.stop(sig=signal.SIGQUIT)
-    return {**result, "quality": quality}
+    return {**result, "quality": quality, "features": features}
 
 
 def _place_bundled_data(settings: Settings) -> Path:
@@ -143,4 +180,22 @@ def _print_quality(quality: dict[str, Any], page: Path) -> None:
         click.echo(f"    - {text}")
     click.echo(f"  report: {page.as_uri()}  (open it in a browser)")
     click.echo(f"  stored: {quality['html_uri']} (HTML), {quality['json_uri']} (JSON)")
+
+
+def _print_features(features: dict[str, Any]) -> None:
+    counts, label, example = features["counts"], features["label"] or {}, features["example"]
+    click.echo(
+        f"\n  {features['name']} v{features['version']} (id {features['dataset_id']}): "
+        f"{features['rows']:,} customers x {features['features']} features"
+    )
+    click.echo(
+        f"  churn base rate {label.get('mean', float('nan')):.1%} "
+        f"({counts.get('excluded_horizon_past_data', 0):,} excluded: horizon past the data)"
+    )
+    click.echo(f"  customer {example.get('customer_id')}:")
+    for name in SHOWN_FEATURES:
+        if name in example:
+            value = example[name]
+            shown = f"{value:,.4g}" if isinstance(value, float) else str(value)
+            click.echo(f"    {name:28} {shown}")
     click.secho("\ndone", fg="green", bold=True)

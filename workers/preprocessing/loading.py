@@ -38,6 +38,14 @@ class DatasetFacts:
 def load_dataset(ctx: JobContext, dataset_id: int) -> tuple[DatasetFacts, pd.DataFrame]:
     """The dataset's facts and table; FAILED ``dataset_not_found`` when the id is unknown,
     ``artifact_corrupt`` / ``artifact_not_found`` when its file is damaged or gone."""
+    facts = dataset_facts(ctx, dataset_id)
+    ctx.progress("load", 0, 1, f"load: {facts.name} v{facts.version} ({facts.rows:,} rows)")
+    with ctx.runtime.store.open_verified(facts.sha256) as handle:
+        frame = pd.read_parquet(handle)
+    return facts, frame
+
+
+def dataset_facts(ctx: JobContext, dataset_id: int) -> DatasetFacts:
     with ctx.session() as session:
         dataset = DatasetRepository(session).get(dataset_id)
         if dataset is None:
@@ -55,10 +63,7 @@ def load_dataset(ctx: JobContext, dataset_id: int) -> tuple[DatasetFacts, pd.Dat
             columns=dataset.columns,
             created_at=dataset.created_at,
         )
-    ctx.progress("load", 0, 1, f"load: {facts.name} v{facts.version} ({facts.rows:,} rows)")
-    with ctx.runtime.store.open_verified(facts.sha256) as handle:
-        frame = pd.read_parquet(handle)
-    return facts, frame
+    return facts
 
 
 def require_rows(facts: DatasetFacts, frame: pd.DataFrame) -> None:

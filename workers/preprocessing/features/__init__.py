@@ -1,0 +1,1 @@
+"""Point-in-time features per customer from an event log (the build_features job)."""
