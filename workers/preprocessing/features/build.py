@@ -40,7 +40,7 @@ def build_partition(
     data_end: datetime,
 ) -> Built:
     if params.granularity == "event":
-        table = event_features(events, spec).sort(CUSTOMER, TS)
+        table = event_features(events, spec)  # already sorted by (customer, ts)
         return Built(_named(table, params), {"rows": table.height})
     table = cutoff_aggregates(events, cutoffs, spec)
     keys = table.select(KEYS)

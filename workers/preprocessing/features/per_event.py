@@ -5,8 +5,8 @@ Every feature of an event at ``ts`` reads only the customer's events strictly be
 (the event itself is excluded), so appending later events never changes an earlier row:
 
 - ``days_since_previous_event``: days (float) since the previous event; null for the first.
-- ``days_between_events__lag_<k>``: days between the k-th and the (k+1)-th previous events.
 - ``<v>__lag_<k>``: value column ``v`` of the k-th previous event.
+- ``days_between_events__lag_<k>``: days between the k-th and the (k+1)-th previous events.
 - for each window ``w`` (name as written, e.g. ``30D``), over the events in [ts - w, ts):
   ``events__count__<w>`` (merged events, UInt32) and, for each value column,
   ``<v>__sum__<w>`` (0.0 when there is no value), ``<v>__mean__<w>``, ``<v>__std__<w>``
@@ -41,7 +41,7 @@ from workers.preprocessing.features.spec import CUSTOMER, TS, FeatureSpec
 
 US_PER_DAY = 86_400_000_000
 US_PER_HOUR = 3_600_000_000
-CHUNK_ROWS = 250_000  # events per slice, rounded to whole customers
+CHUNK_ROWS = 1_000_000  # events per slice, rounded to whole customers
 KEY_LIMIT = 2**62  # the integer time axis stays below this (int64 with room to spare)
 WINDOW_STATS = ("sum", "mean", "std", "min", "max")
 # Columns of the day table (see _day_table), in output order around event__hour.
@@ -53,8 +53,8 @@ DAY_FLAGS = (
     "event__dayofweek_sin",
     "event__dayofweek_cos",
 )
-_KEY = "__key"  # the integer time axis
-_SEQ = "__seq"  # the event's position in its customer's history: 0 for the first
+_CODE = "__code"  # customer number: 0, 1, ... in (customer_id) order
+_KEY = "__key"  # the integer time axis of the windows
 
 
 def event_features(events: pl.DataFrame, spec: FeatureSpec) -> pl.DataFrame:
@@ -70,14 +70,15 @@ def event_features(events: pl.DataFrame, spec: FeatureSpec) -> pl.DataFrame:
     first_us, last_us = frame.select(micros.min().alias("a"), micros.max().alias("b")).row(0)
     if first_us is None:  # no events
         first_us = last_us = 0
-    days = _day_table(first_us // US_PER_DAY, last_us // US_PER_DAY) if spec.calendar else None
+    parts = [_history(frame, spec)]
     stride = last_us - first_us + spec.longest_window_days * US_PER_DAY + 1
-    parts = [
-        _features(frame.slice(start, length), spec, stride, days)
-        for start, length in _chunks(frame[CUSTOMER], max(1, KEY_LIMIT // stride)) or [(0, 0)]
-    ]
+    slices = _slices(frame, max(1, KEY_LIMIT // stride)) or [(0, 0)]
+    windows = [_windows(frame.slice(start, rows), spec, stride) for start, rows in slices]
     # No rechunk: copying the output would double the peak memory.
-    return pl.concat(parts, how="vertical", rechunk=False)
+    parts.append(pl.concat(windows, how="vertical", rechunk=False))
+    if spec.calendar:
+        parts.append(_calendar(frame, _day_table(first_us // US_PER_DAY, last_us // US_PER_DAY)))
+    return pl.concat(parts, how="horizontal")
 
 
 def feature_columns(spec: FeatureSpec) -> list[str]:
@@ -88,25 +89,30 @@ def feature_columns(spec: FeatureSpec) -> list[str]:
     return event_features(empty, spec).columns[2:]
 
 
-# ---------------------------------------------------------------------- order and chunks
+# ---------------------------------------------------------------------- order and slices
 
 
 def _ordered(events: pl.DataFrame, values: tuple[str, ...]) -> pl.DataFrame:
-    """The key and value columns, sorted by (customer, ts); a no-op sort when already so."""
+    """The key and value columns sorted by (customer, ts) (no sort when they already are),
+    and the customer number ``_CODE``."""
     missing = [c for c in (CUSTOMER, TS, *values) if c not in events.columns]
     if missing:
         raise ValueError(f"the event frame has no column(s) {missing}")
     frame = events.select(
         pl.col(CUSTOMER).cast(pl.String),
         pl.col(TS).cast(pl.Datetime("us")),
-        # NaN is a missing value here, as in the per-cutoff aggregates.
-        *(pl.col(v).cast(pl.Float64).fill_nan(None) for v in values),
+        *(pl.col(v).cast(pl.Float64) for v in values),
     )
+    # NaN is a missing value here, as in the per-cutoff aggregates (filled only where there
+    # is one: the copy is 80 MB at 10M events).
+    with_nan = [v for v in values if frame[v].is_nan().any()]
+    if with_nan:
+        frame = frame.with_columns(pl.col(with_nan).fill_nan(None))
     if frame.select(pl.col(CUSTOMER).null_count() + pl.col(TS).null_count()).item():
         raise ValueError(f"`{CUSTOMER}` and `{TS}` must not be null")
     customer, ts = pl.col(CUSTOMER), pl.col(TS)
     same = customer == customer.shift(1)
-    # Checking is a linear scan; sorting 10M rows by a string is seconds, so only when needed.
+    # Checking is a linear scan; sorting 10M rows by a string takes seconds.
     ordered = (customer > customer.shift(1)) | (same & (ts > ts.shift(1)))
     if not frame.select(ordered.all()).item():
         frame = frame.sort(CUSTOMER, TS)
@@ -115,60 +121,63 @@ def _ordered(events: pl.DataFrame, values: tuple[str, ...]) -> pl.DataFrame:
                 "two events of a customer at the same time: the frame is not merged "
                 "(prepare_events sums a customer's rows with the same timestamp)"
             )
-    return frame
+    # The one pass over the strings; everything after compares integers.
+    return frame.with_columns(customer.rle_id().alias(_CODE))
 
 
-def _chunks(customers: pl.Series, max_customers: int) -> list[tuple[int, int]]:
+def _slices(frame: pl.DataFrame, max_customers: int) -> list[tuple[int, int]]:
     """(first row, rows) of consecutive slices of whole customers: about ``CHUNK_ROWS`` rows
     and at most ``max_customers`` customers each."""
-    starts = np.flatnonzero(customers.rle_id().diff().fill_null(1).to_numpy())
-    n, bounds, index = len(customers), [], 0
+    code = pl.col(_CODE)
+    starts = frame.select((code != code.shift(1)).fill_null(True).arg_true())[_CODE].to_numpy()
+    bounds, index = [], 0
     while index < len(starts):
         end = int(np.searchsorted(starts, starts[index] + CHUNK_ROWS, side="left"))
         end = max(index + 1, min(end, index + max_customers))
         bounds.append(int(starts[index]))
         index = end
-    bounds.append(n)
+    bounds.append(frame.height)
     return [(a, b - a) for a, b in itertools.pairwise(bounds)]
 
 
 # ---------------------------------------------------------------------- features
 
 
-def _features(
-    frame: pl.DataFrame, spec: FeatureSpec, stride: int, days: pl.DataFrame | None
-) -> pl.DataFrame:
-    """All features of a slice of whole customers, sorted by (customer, ts)."""
-    customer, ts = pl.col(CUSTOMER), pl.col(TS)
-    micros = ts.cast(pl.Int64)
-    row = pl.int_range(pl.len(), dtype=pl.Int64)
-    local_customer = customer.rle_id().cast(pl.Int64)  # 0, 1, ... in this slice
-    first_row = pl.when(local_customer.diff().fill_null(1) != 0).then(row).forward_fill()
-    frame = frame.with_columns(
-        (row - first_row).alias(_SEQ),
-        (local_customer * stride + micros - micros.min()).alias(_KEY),
+def _history(frame: pl.DataFrame, spec: FeatureSpec) -> pl.DataFrame:
+    """``customer_id``, ``ts``, the gap to the previous event, and the lags."""
+    code, micros = pl.col(_CODE), pl.col(TS).cast(pl.Int64)
+    row = pl.int_range(pl.len(), dtype=pl.UInt32)
+    first_row = pl.when(code != code.shift(1).fill_null(-1)).then(row).forward_fill()
+    seq, gap = pl.col("seq"), pl.col("gap")
+    # Computed once (an eager select would recompute a repeated subexpression).
+    return frame.with_columns(
+        (row - first_row).alias("seq"),  # position in the customer's history: 0 for the first
+        (micros.diff() / US_PER_DAY).alias("gap"),
+    ).select(
+        CUSTOMER,
+        TS,
+        pl.when(seq >= 1).then(gap).alias("days_since_previous_event"),
+        # Lags in the per-cutoff order (lags.lag_names): values, then gaps.
+        *(
+            pl.when(seq >= k).then(pl.col(v).shift(k)).alias(f"{v}__lag_{k}")
+            for v in spec.value_columns
+            for k in spec.lag_periods
+        ),
+        *(
+            pl.when(seq > k).then(gap.shift(k)).alias(f"days_between_events__lag_{k}")
+            for k in spec.lag_periods
+        ),
     )
-    seq = pl.col(_SEQ)
-    gap = (micros - micros.shift(1)) / US_PER_DAY
-    parts = [
-        frame.select(
-            customer,
-            ts,
-            pl.when(seq >= 1).then(gap).alias("days_since_previous_event"),
-            *(
-                pl.when(seq >= k + 1).then(gap.shift(k)).alias(f"days_between_events__lag_{k}")
-                for k in spec.lag_periods
-            ),
-            *(
-                pl.when(seq >= k).then(pl.col(v).shift(k)).alias(f"{v}__lag_{k}")
-                for v in spec.value_columns
-                for k in spec.lag_periods
-            ),
-        )
-    ]
+
+
+def _windows(frame: pl.DataFrame, spec: FeatureSpec, stride: int) -> pl.DataFrame:
+    """The window features of a slice of whole customers (see the module docstring)."""
+    code, micros = pl.col(_CODE).cast(pl.Int64), pl.col(TS).cast(pl.Int64)
+    frame = frame.with_columns(((code - code.min()) * stride + micros - micros.min()).alias(_KEY))
     # Without nulls a window's mean is sum / count, bit for bit what polars' rolling mean
     # computes: one rolling kernel less per window.
     no_nulls = [v for v in spec.value_columns if frame[v].null_count() == 0]
+    parts = []
     for name, window_days in spec.windows:
         count = f"events__count__{name}"
         aggregates = [pl.len().cast(pl.UInt32).alias(count)]
@@ -192,9 +201,7 @@ def _features(
         ]
         names = [f"{v}__{stat}__{name}" for v in spec.value_columns for stat in WINDOW_STATS]
         parts.append(window.with_columns(means).select(count, *names))
-    if days is not None:
-        parts.append(_calendar(frame, days))
-    return pl.concat(parts, how="horizontal")
+    return pl.concat(parts, how="horizontal") if parts else pl.DataFrame(height=frame.height)
 
 
 def _calendar(frame: pl.DataFrame, days: pl.DataFrame) -> pl.DataFrame:
