@@ -119,6 +119,8 @@ def test_per_event_features(client: Client, cdnow: int, store: ArtifactStore) ->
     }
     result = client.submit("build_features", params).wait(300)
     assert result["rows"] == 67_591  # one row per merged event
+    split = {**params, "partitions": 2, "name": "cdnow-events-parts"}
+    assert client.submit("build_features", split).wait(300)["sha256"] == result["sha256"]
     table = pd.read_parquet(store.local_path(result["sha256"]))
     first = table.groupby("customer_id").head(1)
     assert first["days_since_previous_event"].isna().all()

@@ -370,7 +370,9 @@ def _parquet_bytes(table: pl.DataFrame, scratch_of_job: str | None = None) -> by
     repeat, and encoding them was half the write time (benchmarks/feature_job.py)."""
     buffer = io.BytesIO()
     if scratch_of_job is None:
-        table.write_parquet(buffer)
+        # One chunk: polars lays row groups out by chunk, and a table stitched from parts
+        # must give the same bytes as one built at once.
+        table.rechunk().write_parquet(buffer)
         return buffer.getvalue()
     arrow = table.to_arrow().replace_schema_metadata({"cipml_scratch_job": scratch_of_job})
     pq.write_table(arrow, buffer, use_dictionary=False)
