@@ -3,7 +3,6 @@ table bit for bit from 1 or 3 partitions, per-event features, and bad inputs."""
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from pathlib import Path
 from typing import Any
@@ -20,26 +19,6 @@ from tests.acceptance.helpers import row_counts
 from workers.demo import churn_features_params
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[2]
-CDNOW = ROOT / "data" / "cdnow_transactions.parquet"
-
-
-@pytest.fixture(scope="module")
-def data_root(service_env: dict[str, str]) -> Path:
-    return Path(service_env["CIPML_DATA_ROOTS"])
-
-
-@pytest.fixture(scope="module")
-def store(service_env: dict[str, str]) -> ArtifactStore:
-    return ArtifactStore(service_env["CIPML_ARTIFACT_ROOT"])
-
-
-@pytest.fixture(scope="module")
-def cdnow(client: Client, data_root: Path) -> int:
-    name = f"cdnow-{uuid.uuid4().hex[:6]}"
-    shutil.copyfile(CDNOW, data_root / f"{name}.parquet")
-    result = client.submit("ingest_dataset", {"uri": f"{name}.parquet", "name": name}).wait(120)
-    return int(result["dataset_id"])
 
 
 @pytest.fixture(scope="module")

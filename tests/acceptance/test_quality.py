@@ -4,7 +4,6 @@ log and the bank-marketing table: reports, lineage, the fitted pipeline, and bad
 from __future__ import annotations
 
 import json
-import shutil
 import uuid
 from pathlib import Path
 from typing import Any
@@ -20,35 +19,13 @@ from storage.artifact_store import ArtifactStore
 from storage.datasets import DatasetRepository
 from storage.db import transaction
 from storage.quality_reports import QualityReportRepository
+from tests.acceptance.conftest import ingest
 from tests.acceptance.helpers import eventually, job_row, row_counts
 from workers.preprocessing.cleaning import load_pipeline
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 BANK = ROOT / "data" / "bank_marketing_dated.parquet"
-CDNOW = ROOT / "data" / "cdnow_transactions.parquet"
-
-
-def ingest(client: Client, data_root: Path, source: Path, name: str) -> int:
-    target = data_root / f"{name}{''.join(source.suffixes)}"
-    shutil.copyfile(source, target)
-    result = client.submit("ingest_dataset", {"uri": target.name, "name": name}).wait(120)
-    return int(result["dataset_id"])
-
-
-@pytest.fixture(scope="module")
-def data_root(service_env: dict[str, str]) -> Path:
-    return Path(service_env["CIPML_DATA_ROOTS"])
-
-
-@pytest.fixture(scope="module")
-def store(service_env: dict[str, str]) -> ArtifactStore:
-    return ArtifactStore(service_env["CIPML_ARTIFACT_ROOT"])
-
-
-@pytest.fixture(scope="module")
-def cdnow(client: Client, data_root: Path) -> int:
-    return ingest(client, data_root, CDNOW, f"cdnow-{uuid.uuid4().hex[:6]}")
 
 
 @pytest.fixture(scope="module")
