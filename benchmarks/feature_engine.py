@@ -43,12 +43,10 @@ target is missed at the target size; 2 when the two disagree. Run from the repos
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import hashlib
 import json
 import math
-import re
 import resource
 import statistics
 import subprocess
@@ -65,7 +63,14 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from benchmarks.machine import describe_machine, load_average, package_versions, report_header
+from benchmarks.machine import (
+    describe_machine,
+    load_average,
+    package_versions,
+    report_header,
+    reset_peak,
+    status_kib,
+)
 from workers.preprocessing.features.per_event import event_features, feature_columns
 from workers.preprocessing.features.spec import CUSTOMER, N_EVENTS, TS, FeatureSpec
 
@@ -237,23 +242,6 @@ def _in_row_order(result: pd.Series) -> np.ndarray:
 # ---------------------------------------------------------------------- children
 
 
-def _status_kib(name: str) -> int:
-    with contextlib.suppress(OSError):
-        found = re.search(rf"^{name}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.M)
-        return int(found.group(1)) if found else 0
-    return 0
-
-
-def _reset_peak() -> bool:
-    """Reset VmHWM to the current RSS (Linux >= 4.0); False where that is not allowed."""
-    try:
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")
-    except OSError:
-        return False
-    return True
-
-
 def _measure(
     work: Callable[[], Any], repeats: int, keep: Callable[[Any], dict[str, Any]]
 ) -> dict[str, Any]:
@@ -261,11 +249,11 @@ def _measure(
     the process's peak (MiB); plus what ``keep`` takes from the first result (which is
     dropped right after, so no two results are ever alive at once)."""
     gc.collect()
-    before = _status_kib("VmRSS")
+    before = status_kib("VmRSS")
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec, so a child would report the
     # parent's RSS when that was higher.
-    loading_peak = _status_kib("VmHWM")
-    peak_ok = _reset_peak()
+    loading_peak = status_kib("VmHWM")
+    peak_ok = reset_peak()
     walls, cpus, system, kept = [], [], [], {}
     for run in range(repeats):
         wall, cpu = time.perf_counter(), time.process_time()
@@ -278,7 +266,7 @@ def _measure(
             kept = keep(result)
         del result
         gc.collect()
-    peak = _status_kib("VmHWM")
+    peak = status_kib("VmHWM")
     return kept | {
         "seconds": walls,
         "cpu_seconds": cpus,

@@ -134,3 +134,21 @@ def report_header(
         "Machine: " + "; ".join(f"{key} {value}" for key, value in machine.items()),
         f"Load average (1/5/15 min) before: {load_before}, after: {load_after}",
     ]
+
+
+def status_kib(name: str) -> int:
+    """A ``/proc/self/status`` figure in KiB (``VmRSS``, ``VmHWM``); 0 where there is none."""
+    with contextlib.suppress(OSError):
+        found = re.search(rf"^{name}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.M)
+        return int(found.group(1)) if found else 0
+    return 0
+
+
+def reset_peak() -> bool:
+    """Reset VmHWM to the current RSS (Linux >= 4.0); False where that is not allowed."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+    except OSError:
+        return False
+    return True

@@ -58,10 +58,8 @@ repository root::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import hashlib
-import re
 import statistics
 import sys
 import time
@@ -75,7 +73,14 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from benchmarks.machine import describe_machine, load_average, package_versions, report_header
+from benchmarks.machine import (
+    describe_machine,
+    load_average,
+    package_versions,
+    report_header,
+    reset_peak,
+    status_kib,
+)
 from workers.preprocessing.quality.assess import THREADS, AssessOptions, assess, report_json
 from workers.preprocessing.quality.metrics import PLACEHOLDERS
 
@@ -528,23 +533,6 @@ def _baseline_timestamp(s: pd.Series, as_of: pd.Timestamp) -> dict[str, Any]:
 # ---------------------------------------------------------------------- measuring
 
 
-def _status_kib(name: str) -> int:
-    with contextlib.suppress(OSError):
-        found = re.search(rf"^{name}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.M)
-        return int(found.group(1)) if found else 0
-    return 0
-
-
-def _reset_peak() -> bool:
-    """Reset VmHWM to the current RSS (Linux >= 4.0); False where that is not allowed."""
-    try:
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")
-    except OSError:
-        return False
-    return True
-
-
 @dataclass(frozen=True)
 class Sample:
     side: str
@@ -558,12 +546,12 @@ class Sample:
 def measure(side: str, run: int, work: Callable[[], dict[str, float]]) -> Sample:
     """Time ``work`` (which returns its own split of the wall time)."""
     gc.collect()
-    rss_kib = _status_kib("VmRSS")
-    peak_ok = _reset_peak()
+    rss_kib = status_kib("VmRSS")
+    peak_ok = reset_peak()
     wall, cpu = time.perf_counter(), time.process_time()
     parts = work()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    growth = (_status_kib("VmHWM") - rss_kib) / 1024 if peak_ok and rss_kib else None
+    growth = (status_kib("VmHWM") - rss_kib) / 1024 if peak_ok and rss_kib else None
     return Sample(side, run, wall, cpu, growth, parts)
 
 
