@@ -45,7 +45,7 @@ def build_partition(
     table = cutoff_aggregates(events, cutoffs, spec)
     keys = table.select(KEYS)
     for extra in (
-        calendar_features(_last_events(events, cutoffs), spec),
+        calendar_features(_last_events(events, keys), spec),
         activity_features(events, cutoffs, spec),
     ):
         added = [c for c in extra.columns if c not in KEYS]
@@ -67,16 +67,20 @@ def build_partition(
     return Built(_named(table, params), counts)
 
 
-def _last_events(events: pl.DataFrame, cutoffs: Sequence[datetime]) -> pl.DataFrame:
-    """Each customer's last event strictly before each cutoff."""
-    frames = [
-        events.filter(pl.col(TS) < cutoff)
-        .group_by(CUSTOMER)
-        .agg(pl.col(TS).max().alias("last_event_ts"))
-        .with_columns(pl.lit(cutoff).cast(pl.Datetime("us")).alias("cutoff"))
-        for cutoff in cutoffs
-    ]
-    return pl.concat(frames).select(CUSTOMER, "cutoff", "last_event_ts")
+def _last_events(events: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame:
+    """Each (customer, cutoff)'s last event strictly before the cutoff: one as-of join, not
+    a pass over the log per cutoff."""
+    left = keys.with_columns(pl.col("cutoff").cast(pl.Datetime("us"))).sort("cutoff")
+    right = events.select(CUSTOMER, pl.col(TS).alias("last_event_ts")).sort("last_event_ts")
+    return left.join_asof(
+        right,
+        left_on="cutoff",
+        right_on="last_event_ts",
+        by=CUSTOMER,
+        strategy="backward",
+        allow_exact_matches=False,
+        check_sortedness=False,  # both sides are sorted by time just above
+    ).select(CUSTOMER, "cutoff", "last_event_ts")
 
 
 def _named(table: pl.DataFrame, params: BuildFeaturesParams) -> pl.DataFrame:
