@@ -57,6 +57,9 @@ class FanoutParams(StrictModel):
     kill_parts: list[Annotated[int, Field(ge=0)]] = Field(
         default_factory=list, description="parts that SIGKILL their process on first delivery"
     )
+    fail_parts: list[Annotated[int, Field(ge=0)]] = Field(
+        default_factory=list, description="parts that raise an unexpected error"
+    )
 
 
 DType = Literal["int64", "float64", "string", "bool", "timestamp", "date"]

@@ -5,13 +5,23 @@ backend they can hang (celery#6437, #5060)."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Any
 
-from celery import Celery
+from celery import Celery, Task
 
-from storage.db import transaction
+from api_client.contract import ErrorCode, JobStatus
+from api_client.schemas import ErrorInfo
+from storage.db import is_transient, transaction
 from storage.fanin import FanInRepository, FollowUp
-from workers.runtime import Runtime
+from storage.jobs import JobRepository
+from storage.models import utcnow
+from workers.jobs.lifecycle import finish
+from workers.runtime import Runtime, runtime_for
+
+log = logging.getLogger("cipml.job")
+PartWork = Callable[[Runtime, dict[str, Any]], dict[str, Any]]
 
 
 def follow_up_task_id(group_id: str) -> str:
@@ -43,3 +53,43 @@ def send_follow_up(runtime: Runtime, app: Celery, follow_up: FollowUp) -> None:
     )
     with transaction(runtime.sessions) as session:
         FanInRepository(session).mark_dispatched(follow_up.group_id)
+
+
+def run_part(task: Task, payload: dict[str, Any], work: PartWork, what: str = "parts") -> bool:
+    """The body of every part task: do the part's work, record it, report the group's
+    progress on the job row. A part that fails (not transiently: those are retried by
+    redelivery) ends its job FAILED, since the group could never complete."""
+    runtime = runtime_for(task.app)
+    job_id, part = payload["job_id"], str(payload["part"])
+    try:
+        result = work(runtime, payload)
+    except Exception as exc:
+        if is_transient(exc):
+            raise
+        log.exception("part %s of job %s failed", part, job_id)
+        error = ErrorInfo(
+            code=ErrorCode.INTERNAL_ERROR,
+            message=f"part {part} failed: {type(exc).__name__}: {exc}",
+        )
+        finish(task, runtime, job_id, JobStatus.FAILED, error=error)
+        return False
+    sent = complete_part(runtime, task.app, payload["group_id"], part, result)
+    _report_progress(runtime, job_id, payload["group_id"], what)
+    return sent
+
+
+def _report_progress(runtime: Runtime, job_id: str, group_id: str, what: str) -> None:
+    with transaction(runtime.sessions) as session:
+        group = FanInRepository(session).get(group_id)
+        if group is None:
+            return
+        JobRepository(session).set_progress(
+            job_id,
+            {
+                "stage": "parts",
+                "done": group.completed,
+                "total": group.expected,
+                "line": f"{group.completed}/{group.expected} {what} done",
+                "updated_at": utcnow().isoformat(),
+            },
+        )

@@ -276,3 +276,12 @@ def test_killed_pool_child_mid_ingest_registers_one_version(  # type: ignore[no-
     assert row is not None and row.attempts == 2
     with transaction(service_sessions) as session:
         assert [d.id for d in DatasetRepository(session).versions("big")] == [result["dataset_id"]]
+
+
+def test_a_failing_part_ends_its_job_instead_of_leaving_it_waiting(client: Client) -> None:
+    handle = client.submit("diagnostics.fanout", {"parts": 4, "fail_parts": [2]})
+    with pytest.raises(JobFailed) as failure:
+        handle.wait(60)
+    assert failure.value.code == "internal_error"
+    assert "part 2 failed: RuntimeError: fault injection: part 2 fails" in str(failure.value)
+    assert client.submit("diagnostics.probe", {}).wait(60) is not None  # still serving

@@ -102,7 +102,7 @@ def _write_output(ctx: JobContext, params: ProbeParams) -> int:
 
 
 def start_fanout(ctx: JobContext, params: FanoutParams) -> Waiting:
-    if params.kill_parts:
+    if params.kill_parts or params.fail_parts:
         _require_faults_allowed(ctx)
     group_id = ctx.job_id
     with ctx.session() as session:
@@ -123,6 +123,7 @@ def start_fanout(ctx: JobContext, params: FanoutParams) -> Waiting:
                 "part": part,
                 "seconds": params.part_seconds,
                 "kill": part in params.kill_parts,
+                "fail": part in params.fail_parts,
             },
             queue=params.queue,
             task_id=f"{group_id}-part-{part}",
@@ -136,6 +137,8 @@ def run_part(
 ) -> dict[str, Any]:
     """One part's work; with ``kill`` it kills its process on its first delivery only."""
     time.sleep(float(payload.get("seconds", 0)))
+    if payload.get("fail") and faults_allowed:
+        raise RuntimeError(f"fault injection: part {payload['part']} fails")
     if payload.get("kill") and faults_allowed:
         marker = fault_marker_dir / f"{payload['group_id']}-{payload['part']}"
         if not marker.exists():

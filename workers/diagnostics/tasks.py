@@ -9,9 +9,9 @@ from celery import Task, shared_task
 
 from api_client.contract import job_task_name
 from workers.diagnostics import probe
-from workers.fanin import complete_part
+from workers.fanin import run_part
 from workers.jobs.lifecycle import JobTask, run_follow_up, run_job
-from workers.runtime import runtime_for
+from workers.runtime import Runtime
 
 
 @shared_task(name=job_task_name("diagnostics.probe"), bind=True, base=JobTask)
@@ -28,10 +28,12 @@ def fanout_job(self: Task, message: Any) -> dict[str, Any]:
     name=probe.PART_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True
 )
 def fanout_part(self: Task, payload: dict[str, Any]) -> bool:
-    runtime = runtime_for(self.app)
-    settings = runtime.settings
-    result = probe.run_part(payload, Path(settings.home) / "faults", settings.allow_fault_injection)
-    return complete_part(runtime, self.app, payload["group_id"], str(payload["part"]), result)
+    def work(runtime: Runtime, payload: dict[str, Any]) -> dict[str, Any]:
+        settings = runtime.settings
+        faults = Path(settings.home) / "faults"
+        return probe.run_part(payload, faults, settings.allow_fault_injection)
+
+    return run_part(self, payload, work)
 
 
 @shared_task(name=probe.FINALIZE_TASK, bind=True, base=JobTask)

@@ -25,7 +25,7 @@ from storage.datasets import DatasetRepository
 from storage.db import transaction
 from storage.fanin import FanInRepository
 from storage.jobs import JobRepository
-from storage.models import Dataset, utcnow
+from storage.models import Dataset
 from workers.jobs.context import JobContext
 from workers.jobs.errors import JobError
 from workers.jobs.registry import Waiting
@@ -200,23 +200,6 @@ def run_part(runtime: Runtime, payload: dict[str, Any]) -> dict[str, Any]:
         "output": output.sha256,
         "counts": built.counts,
     }
-
-
-def report_part_done(runtime: Runtime, job_id: str) -> None:
-    """Progress per partition on the job row (parts are not job tasks themselves)."""
-    with transaction(runtime.sessions) as session:
-        group = FanInRepository(session).get(job_id)
-        if group is None:
-            return
-        line = f"features: {group.completed}/{group.expected} partitions built"
-        progress = {
-            "stage": "partitions",
-            "done": group.completed,
-            "total": group.expected,
-            "line": line,
-            "updated_at": utcnow().isoformat(),
-        }
-        JobRepository(session).set_progress(job_id, progress)
 
 
 def _job_params(runtime: Runtime, job_id: str) -> BuildFeaturesParams:
