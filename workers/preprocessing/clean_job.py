@@ -27,17 +27,23 @@ from workers.preprocessing.cleaning import (
 )
 from workers.preprocessing.columns import column_kinds
 from workers.preprocessing.ingest_job import dataset_summary
-from workers.preprocessing.loading import DatasetFacts, load_dataset, require_rows
+from workers.preprocessing.loading import (
+    DatasetFacts,
+    dataset_facts,
+    read_table,
+    require_rows,
+)
 from workers.preprocessing.quality.profile import as_utc_naive
 
 
 def run_clean(ctx: JobContext, params: CleanParams) -> dict[str, Any]:
-    facts, frame = load_dataset(ctx, params.dataset_id)
-    require_rows(facts, frame)
+    facts = dataset_facts(ctx, params.dataset_id)
     name = params.name or f"{facts.name}.clean"
     existing = _already_registered(ctx, name)
     if existing is not None:
-        return existing  # a redelivered job: the output exists, do not clean twice
+        return existing  # a redelivered job: the output exists, do not even read the input
+    frame = read_table(ctx, facts)
+    require_rows(facts, frame)
     frame = _drop_columns(frame, params)
     kinds = column_kinds(frame)
     frame, duplicates_dropped = _drop_duplicates(frame, params)

@@ -39,10 +39,14 @@ def load_dataset(ctx: JobContext, dataset_id: int) -> tuple[DatasetFacts, pd.Dat
     """The dataset's facts and table; FAILED ``dataset_not_found`` when the id is unknown,
     ``artifact_corrupt`` / ``artifact_not_found`` when its file is damaged or gone."""
     facts = dataset_facts(ctx, dataset_id)
+    return facts, read_table(ctx, facts)
+
+
+def read_table(ctx: JobContext, facts: DatasetFacts) -> pd.DataFrame:
+    """The dataset's table, its bytes verified against the recorded sha256 first."""
     ctx.progress("load", 0, 1, f"load: {facts.name} v{facts.version} ({facts.rows:,} rows)")
     with ctx.runtime.store.open_verified(facts.sha256) as handle:
-        frame = pd.read_parquet(handle)
-    return facts, frame
+        return pd.read_parquet(handle)
 
 
 def dataset_facts(ctx: JobContext, dataset_id: int) -> DatasetFacts:
