@@ -145,6 +145,21 @@ class Client:
         self._send(TaskName.SUBMIT, request.model_dump(mode="json"), submit_task_id(job_id))
         return JobHandle(self, job_id, job_type)
 
+    def submit_train(
+        self,
+        dataset_id: int,
+        config: dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        parent_id: str | None = None,
+    ) -> JobHandle:
+        """Train a model on a registered feature dataset (docs/training.md): an Optuna
+        search spread over trial runners, then one registered model version. ``config``
+        holds every ``train`` param but the dataset id. The job waits for an admission slot
+        when CIPML_MAX_TRAINING_JOBS are running."""
+        params = {"dataset_id": dataset_id, **config}
+        return self.submit("train", params, idempotency_key=idempotency_key, parent_id=parent_id)
+
     def handle(self, job_id: str) -> JobHandle:
         """A handle on an existing job (for example one submitted by another process)."""
         return JobHandle(self, job_id)

@@ -77,6 +77,16 @@ class ErrorCode(StrEnum):
     TIMESTAMP_UNPARSEABLE = "timestamp_unparseable"
     TIMESTAMP_TIMEZONE_MIXED = "timestamp_timezone_mixed"
     UNKNOWN_HOLIDAY_COUNTRY = "unknown_holiday_country"
+    TARGET_MISSING_VALUES = "target_missing_values"
+    TARGET_SINGLE_CLASS = "target_single_class"
+    TARGET_NOT_BINARY = "target_not_binary"
+    TOO_FEW_ROWS = "too_few_rows"
+    NO_FEATURES = "no_features"
+    LIMIT_EXCEEDED = "limit_exceeded"
+    TRIALS_FAILED = "trials_failed"
+    NO_TRIAL_COMPLETED = "no_trial_completed"
+    ARTIFACT_UNTRUSTED = "artifact_untrusted"
+    ARTIFACT_INCOMPATIBLE = "artifact_incompatible"
 
 
 class TaskName(StrEnum):
@@ -86,6 +96,7 @@ class TaskName(StrEnum):
     GET_JOB = "cipml.control.get_job"
     LIST_JOBS = "cipml.control.list_jobs"
     CANCEL = "cipml.control.cancel"
+    ADMIT_TRAINING = "cipml.control.admit_training"  # beat's admission tick
 
 
 def job_task_name(job_type: str) -> str:

@@ -12,6 +12,7 @@ from api_client.contract import CONTRACT_VERSION, Queue
 from api_client.feature_params import BuildFeaturesParams
 from api_client.quality_params import AssessQualityParams, CleanParams
 from api_client.strict import DatasetName, StrictModel
+from api_client.train_params import TrainParams
 
 # Literal, not the Queue enum: strict models accept plain JSON strings for literals.
 QueueName = Literal["control", "preprocessing", "training", "trials", "scoring", "monitoring"]
@@ -102,7 +103,11 @@ JOB_TYPES: dict[str, JobSpec] = {
     "assess_quality": JobSpec(AssessQualityParams, Queue.PREPROCESSING.value),
     "clean": JobSpec(CleanParams, Queue.PREPROCESSING.value),
     "build_features": JobSpec(BuildFeaturesParams, Queue.PREPROCESSING.value),
+    "train": JobSpec(TrainParams, Queue.TRAINING.value),
 }
+
+# Job types that wait for an admission slot (CIPML_MAX_TRAINING_JOBS) before they run.
+ADMISSION_CONTROLLED = frozenset({"train"})
 
 
 def job_queue(job_type: str, params: BaseModel) -> str:
@@ -164,6 +169,9 @@ class JobInfo(BaseModel):
     wall_s: float | None = None
     cpu_s: float | None = None
     peak_rss_bytes: int | None = None
+    queue_position: int | None = Field(
+        None, description="1 = next to start, for a job WAITING for an admission slot"
+    )
 
 
 class JobSummary(BaseModel):

@@ -2,17 +2,26 @@
 
 Beat only sends sweep tasks by name; the sweeps themselves claim their period and fan
 out. Later issues add drift checks, rollout evaluation, retrains and retention to
-SCHEDULE; until then beat runs with an empty schedule.
+SCHEDULE; the admission tick is the first entry.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from api_client.contract import TaskName
 from workers.celery_app import create_app
 from workers.settings import Settings
 
-SCHEDULE: dict[str, dict[str, Any]] = {}
+settings = Settings()
+SCHEDULE: dict[str, dict[str, Any]] = {
+    # Admission control: slots of crashed training jobs expire, waiting jobs start.
+    "admit-training": {
+        "task": TaskName.ADMIT_TRAINING.value,
+        "schedule": settings.admission_interval_s,
+        "options": {"queue": "control", "expires": settings.admission_interval_s},
+    },
+}
 
-app = create_app(Settings())
+app = create_app(settings)
 app.conf.beat_schedule = SCHEDULE

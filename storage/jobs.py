@@ -111,6 +111,15 @@ class JobRepository:
         )
         return bool(self.session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
 
+    def set_waiting_line(self, job_id: str, line: str) -> None:
+        """The progress line of a job WAITING (for example for an admission slot)."""
+        progress = {"stage": "waiting", "done": 0, "total": None, "line": line}
+        self.session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.WAITING)
+            .values(progress={**progress, "updated_at": utcnow().isoformat()})
+        )
+
     def finish(
         self,
         job_id: str,

@@ -89,6 +89,9 @@ class Job(Base):
     wall_s: Mapped[float | None]
     cpu_s: Mapped[float | None]
     peak_rss_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    # Which step of a multi-step job runs or waits: "admission" (WAITING for a training
+    # slot), a follow-up's name once it has claimed the job. None for the first step.
+    step: Mapped[str | None] = mapped_column(String(32))
 
     __table_args__ = (
         Index("ix_jobs_status_created_at", "status", "created_at"),
@@ -215,3 +218,70 @@ class FanInPart(Base):
     part_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     completed_at: Mapped[datetime] = mapped_column(default=utcnow)
     result: Mapped[dict[str, Any] | None]
+
+
+class TrainingLease(Base):
+    """A training job's admission slot. Held from admission until the job ends; renewed by
+    the job's tasks, so a crashed job's slot frees when its lease expires."""
+
+    __tablename__ = "training_leases"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    granted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+
+
+class TrialClaim(Base):
+    """One trial slot of a training job's search, claimed by a runner before it runs a trial.
+
+    open -> done (the trial finished COMPLETE or PRUNED) | failed (the trial failed: the slot
+    is free again) | lost (the runner stopped renewing: presumed dead, the slot is free)."""
+
+    __tablename__ = "trial_claims"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    runner: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(16))
+    trial_number: Mapped[int | None]
+    claimed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_expires_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class ModelVersion(Base):
+    """A registered, immutable model version: the pipeline artifact and what it came from."""
+
+    __tablename__ = "model_versions"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(String(200))
+    version: Mapped[str] = mapped_column(String(32))  # semantic version
+    model_type: Mapped[str] = mapped_column(String(32))
+    family: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="registered")
+    # One version per training job, however often its finalize is delivered.
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), unique=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), index=True)
+    dataset_sha256: Mapped[str] = mapped_column(String(64))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    study_name: Mapped[str] = mapped_column(String(200))
+    artifact_sha256: Mapped[str] = mapped_column(ForeignKey("artifacts.sha256"))
+    # Feature reference statistics and the holdout score distribution (a JSON artifact:
+    # monitoring reads it; listing versions does not need it).
+    reference_sha256: Mapped[str] = mapped_column(ForeignKey("artifacts.sha256"))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    cv: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    decision: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    importances: Mapped[list[Any]] = mapped_column(default=list)
+    input_schema: Mapped[list[Any]] = mapped_column(default=list)
+    library_versions: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    lineage: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    training: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("model_name", "version"),)

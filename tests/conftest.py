@@ -71,6 +71,8 @@ def service_environment(pg: str, redis: str, home: Path, **extra: str) -> dict[s
             "CIPML_DATA_ROOTS": str(home / "data"),
             "CIPML_INGEST_BLOCK_BYTES": str(1 << 20),  # several blocks from a few MB
             "CIPML_CLEAN_KNN_MAX_ROWS": "20000",  # the bundled CDNOW log is above it
+            # A killed trial runner is noticed in seconds (stale after 3 beats).
+            "CIPML_TRIAL_HEARTBEAT_S": "2",
         }
     )
     env.update(extra)

@@ -18,6 +18,7 @@ TASK_MODULES = [
     "workers.control.tasks",
     "workers.diagnostics.tasks",
     "workers.preprocessing.tasks",
+    "workers.training.tasks",
 ]
 
 
@@ -59,7 +60,16 @@ def create_app(settings: Settings) -> Celery:
     )
     app.cipml_settings = settings
     _install_logging(settings)
+    signals.worker_process_init.connect(_count_compute_process, weak=False)
     return app
+
+
+def _count_compute_process(**_: Any) -> None:
+    """Each pool process counts itself, so model fitting can share the machine's cores
+    among them instead of every process starting one thread per core."""
+    from workers.training.threads import register_process
+
+    register_process()
 
 
 def _install_logging(settings: Settings) -> None:

@@ -21,7 +21,9 @@ from workers.jobs.lifecycle import finish
 from workers.runtime import Runtime, runtime_for
 
 log = logging.getLogger("cipml.job")
-PartWork = Callable[[Runtime, dict[str, Any]], dict[str, Any]]
+# A part's work returns its result, or None when it handed the rest of the part to a
+# continuation task (which completes the part later).
+PartWork = Callable[[Task, Runtime, dict[str, Any]], dict[str, Any] | None]
 
 
 def follow_up_task_id(group_id: str) -> str:
@@ -62,7 +64,7 @@ def run_part(task: Task, payload: dict[str, Any], work: PartWork, what: str = "p
     runtime = runtime_for(task.app)
     job_id, part = payload["job_id"], str(payload["part"])
     try:
-        result = work(runtime, payload)
+        result = work(task, runtime, payload)
     except Exception as exc:
         if is_transient(exc):
             raise
@@ -72,6 +74,8 @@ def run_part(task: Task, payload: dict[str, Any], work: PartWork, what: str = "p
             message=f"part {part} failed: {type(exc).__name__}: {exc}",
         )
         finish(task, runtime, job_id, JobStatus.FAILED, error=error)
+        return False
+    if result is None:
         return False
     sent = complete_part(runtime, task.app, payload["group_id"], part, result)
     _report_progress(runtime, job_id, payload["group_id"], what)

@@ -61,7 +61,14 @@ class Settings(BaseSettings):
         ),
     )
     optuna_storage_url: str | None = Field(
-        None, description=("Optuna RDB storage for shared studies. Default: the database URL.")
+        None,
+        description=(
+            "Optuna RDB storage of the shared studies (optuna-dashboard reads it too). It must "
+            "not be the job database's own schema: Optuna and our migrations both keep an "
+            "alembic_version table. Default: on PostgreSQL the database URL with "
+            "search_path=optuna (a schema created on first use); on SQLite "
+            "$CIPML_HOME/optuna.sqlite, where trials run one at a time."
+        ),
     )
     artifact_root: str | None = Field(
         None,
@@ -101,7 +108,56 @@ class Settings(BaseSettings):
     max_training_jobs: int = Field(
         5,
         ge=1,
-        description=("Training jobs allowed to run at once across the cluster; the rest wait."),
+        description=(
+            "Training jobs allowed to run at once across the cluster; the rest wait (WAITING, "
+            "with their queue position) and start oldest first as slots free."
+        ),
+    )
+    training_lease_s: float = Field(
+        300,
+        ge=10,
+        description=(
+            "Life of a training job's admission slot between renewals (its tasks renew it "
+            "every trial and heartbeat): a crashed job's slot frees this long after it died."
+        ),
+    )
+    max_trials: int = Field(
+        1000, ge=1, description="Most trials (n_trials) one training job may ask for."
+    )
+    max_parallelism: int = Field(
+        16, ge=1, description="Most trial runners (parallelism) one training job may ask for."
+    )
+    trial_heartbeat_s: int = Field(
+        10,
+        ge=1,
+        le=600,
+        description=(
+            "Optuna heartbeat of a running trial, and renewal period of its trial slot. A "
+            "trial silent for 3 heartbeats is presumed dead (its runner was killed): it is "
+            "marked failed, re-run with the same parameters, and its slot claimed again."
+        ),
+    )
+    threads_per_process: int = Field(
+        0,
+        ge=0,
+        description=(
+            "BLAS/OpenMP threads of each worker pool process while it fits models. 0: the "
+            "machine's cores divided by the pool processes running on it (oversubscribed "
+            "OpenMP runs many times slower)."
+        ),
+    )
+    training_cache_bytes: int = Field(
+        2 * 1024**3,
+        ge=0,
+        description=(
+            "Memory each worker process may keep training tables in (loaded once per dataset "
+            "sha256, least recently used evicted)."
+        ),
+    )
+    admission_interval_s: float = Field(
+        30,
+        gt=0,
+        description="How often beat re-checks admission (expired slots, waiting jobs).",
     )
     inline_batch_max_rows: int = Field(
         1000,
@@ -233,7 +289,22 @@ class Settings(BaseSettings):
 
     @property
     def optuna_storage(self) -> str:
-        return self.optuna_storage_url or self.database
+        if self.optuna_storage_url:
+            return self.optuna_storage_url
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.database)
+        if url.get_backend_name() == "sqlite":
+            return f"sqlite:///{(self.home / 'optuna.sqlite').resolve()}"
+        if url.get_backend_name() == "postgresql":
+            return url.update_query_dict({"options": "-csearch_path=optuna"}).render_as_string(
+                hide_password=False
+            )
+        return self.database
+
+    @property
+    def trial_grace_s(self) -> int:
+        return 3 * self.trial_heartbeat_s
 
     @property
     def artifacts(self) -> str:

@@ -15,7 +15,14 @@ from sqlalchemy.orm import Session
 
 from api_client.contract import CONTRACT_VERSION, ErrorCode, JobStatus
 from api_client.errors import InvalidRequest
-from api_client.schemas import JOB_TYPES, SubmitRequest, job_queue, validate_params
+from api_client.schemas import (
+    ADMISSION_CONTROLLED,
+    JOB_TYPES,
+    SubmitRequest,
+    job_queue,
+    validate_params,
+)
+from storage.admission import ADMISSION_STEP
 from storage.jobs import JobRepository
 from storage.models import Job, utcnow
 
@@ -89,9 +96,13 @@ def record_submission(
     )
     if refusal is None and request is not None:
         params = JOB_TYPES[request.job_type].params.model_validate(request.params)
-        row.status = JobStatus.QUEUED.value
         row.queue = job_queue(request.job_type, params)
-        row.dispatched_at = utcnow()  # dispatched right after this commit
+        if request.job_type in ADMISSION_CONTROLLED:
+            # Dispatched by admission control once a slot is free (oldest first).
+            row.status, row.step = JobStatus.WAITING.value, ADMISSION_STEP
+        else:
+            row.status = JobStatus.QUEUED.value
+            row.dispatched_at = utcnow()  # dispatched right after this commit
     else:
         assert refusal is not None
         row.status = JobStatus.FAILED.value

@@ -9,12 +9,21 @@ from celery import Task, shared_task
 from pydantic import BaseModel, ValidationError
 
 from api_client.contract import CONTRACT_VERSION, ErrorCode, JobStatus, TaskName, job_task_name
-from api_client.schemas import ControlReply, ErrorInfo, JobInfo, JobRef, ListJobsRequest
+from api_client.schemas import (
+    ADMISSION_CONTROLLED,
+    ControlReply,
+    ErrorInfo,
+    JobInfo,
+    JobRef,
+    ListJobsRequest,
+)
+from storage.admission import AdmissionRepository
 from storage.db import transaction
 from storage.errors import DatabaseUnavailable, NotFound
 from storage.jobs import JobRepository
 from storage.models import Job
 from workers.control.submissions import parse_submission, record_submission, request_cancel
+from workers.jobs.admission import admit_waiting, job_ended
 from workers.jobs.lifecycle import error_of, publish
 from workers.jobs.messages import JobMessage
 from workers.logs import job_logging
@@ -24,7 +33,7 @@ log = logging.getLogger("cipml.control")
 T = TypeVar("T", bound=BaseModel)
 
 
-def job_info(job: Job) -> JobInfo:
+def job_info(job: Job, queue_position: int | None = None) -> JobInfo:
     error = error_of(job)
     return JobInfo(
         id=job.id,
@@ -46,6 +55,7 @@ def job_info(job: Job) -> JobInfo:
         wall_s=job.wall_s,
         cpu_s=job.cpu_s,
         peak_rss_bytes=job.peak_rss_bytes,
+        queue_position=queue_position,
     )
 
 
@@ -111,6 +121,8 @@ def submit(self: Task, payload: Any) -> dict[str, Any]:
         )
     elif JobStatus(job.status).is_terminal:
         publish(self, job)
+    elif job.type in ADMISSION_CONTROLLED and job.status == JobStatus.WAITING:
+        admit_waiting(runtime, self.app)
     if refusal is not None and submission.created:
         log.warning("job refused: [%s] %s", refusal.code, refusal.message)
     return _reply(
@@ -130,7 +142,7 @@ def get_job(self: Task, payload: Any) -> dict[str, Any]:
             job = JobRepository(session).get(ref.job_id)
             if job is None:
                 return _refused(ErrorCode.JOB_NOT_FOUND, f"no job {ref.job_id}")
-            return _reply(ok=True, job=job_info(job))
+            return _reply(ok=True, job=job_info(job, AdmissionRepository(session).position(job)))
     except DatabaseUnavailable:
         return _refused(ErrorCode.DATABASE_UNAVAILABLE, UNAVAILABLE)
 
@@ -154,7 +166,8 @@ def _list(self: Task, request: ListJobsRequest) -> dict[str, Any]:
             limit=request.limit,
             offset=request.offset,
         )
-        return _reply(ok=True, jobs=[job_info(job) for job in jobs])
+        admission = AdmissionRepository(session)
+        return _reply(ok=True, jobs=[job_info(job, admission.position(job)) for job in jobs])
 
 
 @shared_task(name=TaskName.CANCEL.value, bind=True)
@@ -173,6 +186,7 @@ def cancel(self: Task, payload: Any) -> dict[str, Any]:
     if ended_now:
         publish(self, job)
         _revoke(self, job.id)
+        job_ended(runtime, self.app, job)
     return _reply(ok=True, job=job_info(job), message=message)
 
 
@@ -185,3 +199,15 @@ def _revoke(task: Task, job_id: str) -> None:
         task.app.control.revoke(job_id)
     except Exception as exc:  # the broker may not broadcast; the row check suffices
         log.warning("revoke of %s not broadcast: %s", job_id, exc)
+
+
+@shared_task(name=TaskName.ADMIT_TRAINING.value, bind=True, ignore_result=True)
+def admit_training(self: Task) -> dict[str, int]:
+    """Beat's tick: free expired and ended slots, start the waiting jobs that fit. Safe to
+    run twice at once (admission serialises on one lock)."""
+    admission = admit_waiting(runtime_for(self.app), self.app)
+    return {
+        "admitted": len(admission.admitted),
+        "running": admission.running,
+        "waiting": admission.waiting,
+    }

@@ -28,7 +28,7 @@ def fanout_job(self: Task, message: Any) -> dict[str, Any]:
     name=probe.PART_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True
 )
 def fanout_part(self: Task, payload: dict[str, Any]) -> bool:
-    def work(runtime: Runtime, payload: dict[str, Any]) -> dict[str, Any]:
+    def work(_task: Task, runtime: Runtime, payload: dict[str, Any]) -> dict[str, Any]:
         settings = runtime.settings
         faults = Path(settings.home) / "faults"
         return probe.run_part(payload, faults, settings.allow_fault_injection)

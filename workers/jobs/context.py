@@ -71,16 +71,7 @@ class JobContext:
             "line": line,
             "updated_at": utcnow().isoformat(),
         }
-        with self.session() as session:
-            cancel = JobRepository(session).set_progress(self.job_id, payload)
-        # Flower shows only fixed task fields, but a custom event's `result` field is shown
-        # on a running task: the human line goes there (flower#143, #453).
-        self.task.send_event("task-progress", result=line)
-        self.task.backend.store_result(
-            self.job_id, {"job_id": self.job_id, "progress": payload}, PROGRESS_STATE
-        )
-        log.info("progress %s", line)
-        if cancel:
+        if publish_progress(self.task, self.runtime, self.job_id, payload):
             raise JobCancelledSignal()
 
     def check_cancelled(self) -> None:
@@ -103,3 +94,16 @@ class JobContext:
             soft_time_limit=soft,
             time_limit=hard,
         )
+
+
+def publish_progress(task: Task, runtime: Runtime, job_id: str, payload: dict[str, Any]) -> bool:
+    """Put a job's progress in its row, the result backend (the client's bar) and Flower.
+    Returns whether a cancel was requested."""
+    with transaction(runtime.sessions) as session:
+        cancel = JobRepository(session).set_progress(job_id, payload)
+    # Flower shows only fixed task fields, but a custom event's `result` field is shown
+    # on a running task: the human line goes there (flower#143, #453).
+    task.send_event("task-progress", result=payload["line"])
+    task.backend.store_result(job_id, {"job_id": job_id, "progress": payload}, PROGRESS_STATE)
+    log.info("progress %s", payload["line"])
+    return cancel

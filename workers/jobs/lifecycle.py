@@ -24,10 +24,12 @@ from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from api_client.contract import ErrorCode, JobStatus
 from api_client.errors import InvalidRequest
 from api_client.schemas import ErrorInfo, JobSummary, validate_params
+from storage.admission import ADMISSION_STEP
 from storage.db import is_transient, make_engine, make_session_factory, transaction
 from storage.errors import ArtifactCorrupt, ArtifactMissing, NotFound
 from storage.jobs import JobRepository
 from storage.models import Job, utcnow
+from workers.jobs.admission import admit_waiting, job_ended
 from workers.jobs.context import JobContext
 from workers.jobs.errors import JobCancelledSignal, JobError
 from workers.jobs.messages import JobMessage
@@ -113,17 +115,24 @@ class Claim:
 
 def run_job(task: Task, raw_message: Any, handler: Handler) -> dict[str, Any]:
     """The body of every job task: the job's first step."""
-    return _run_step(task, raw_message, handler, follow_up=False)
+    return _run_step(task, raw_message, handler, follow_up=None)
 
 
 def run_follow_up(
-    task: Task, raw_message: Any, step: Callable[[JobContext], dict[str, Any]]
+    task: Task,
+    raw_message: Any,
+    step: Callable[[JobContext], dict[str, Any]],
+    name: str = "finalize",
 ) -> dict[str, Any]:
-    """The body of a follow-up task that ends a WAITING job (started by the fan-in helper)."""
-    return _run_step(task, raw_message, lambda ctx, _params: step(ctx), follow_up=True)
+    """The body of a follow-up task (started by the fan-in helper) that ends a job WAITING
+    on its parts, or RUNNING them (``Waiting(keep_running=True)``). ``name`` marks the job
+    while the follow-up runs, so a duplicate message does not run it twice."""
+    return _run_step(task, raw_message, lambda ctx, _params: step(ctx), follow_up=name)
 
 
-def _run_step(task: Task, raw_message: Any, handler: Handler, *, follow_up: bool) -> dict[str, Any]:
+def _run_step(
+    task: Task, raw_message: Any, handler: Handler, *, follow_up: str | None
+) -> dict[str, Any]:
     try:
         job_id = JobMessage.parse(raw_message).job_id if not follow_up else _job_id(raw_message)
     except InvalidRequest as exc:
@@ -149,7 +158,7 @@ def _job_id(raw: Any) -> str:
 
 
 def _run(
-    task: Task, runtime: Runtime, job_id: str, handler: Handler, follow_up: bool
+    task: Task, runtime: Runtime, job_id: str, handler: Handler, follow_up: str | None
 ) -> dict[str, Any]:
     delivery = Delivery(
         redelivered=bool((task.request.delivery_info or {}).get("redelivered")),
@@ -157,6 +166,8 @@ def _run(
     )
     claim = _claim(runtime, job_id, delivery, follow_up)
     if not claim.run:
+        if JobStatus(claim.job.status).is_terminal:
+            job_ended(runtime, task.app, claim.job)  # e.g. worker_lost: free its slot
         return publish(task, claim.job)
     ctx = JobContext(runtime, task, claim.job.id, claim.job.type, claim.attempt)
     outcome: dict[str, Any] | Waiting | None = None
@@ -209,23 +220,24 @@ def _run(
     usage = meter.usage.as_columns() if meter.usage else None
     if follow_up and usage is not None:
         usage = _add_usage(claim.job, usage)
-    if isinstance(outcome, Waiting):
-        return _wait(runtime, claim.job.id, outcome, usage)
+    if isinstance(outcome, Waiting) and error is None:
+        return _wait(task, runtime, claim.job.id, outcome, usage)
     return finish(
         task,
         runtime,
         claim.job.id,
         status,
-        result=outcome if error is None else None,
+        result=outcome if error is None and not isinstance(outcome, Waiting) else None,
         error=error,
         resources=usage,
     )
 
 
-def _claim(runtime: Runtime, job_id: str, delivery: Delivery, follow_up: bool) -> Claim:
+def _claim(runtime: Runtime, job_id: str, delivery: Delivery, follow_up: str | None) -> Claim:
     """Decide whether this delivery runs the step. A step starts from QUEUED (the first
-    step) or WAITING (a follow-up); a RUNNING job is taken over only by a redelivery (its
-    previous delivery died) or by its own retry, never by a duplicate message."""
+    step), or for a follow-up from WAITING or from RUNNING parts (a step not yet marked as
+    its own); a job running this step is taken over only by a redelivery (its previous
+    delivery died) or by its own retry, never by a duplicate message."""
     entry = JobStatus.WAITING if follow_up else JobStatus.QUEUED
     max_attempts = runtime.settings.max_attempts
     with transaction(runtime.sessions) as session:
@@ -233,7 +245,9 @@ def _claim(runtime: Runtime, job_id: str, delivery: Delivery, follow_up: bool) -
         job = jobs.get(job_id, for_update=True)
         if job is None:
             raise NotFound(f"job {job_id} has no record; was it submitted through control?")
-        running = job.status == JobStatus.RUNNING
+        if follow_up and job.status == JobStatus.RUNNING and job.step != follow_up:
+            entry = JobStatus.RUNNING  # the parts were the job running; now this step runs
+        running = job.status == JobStatus.RUNNING and job.status != entry
         died = running and (delivery.redelivered or _local_process_gone(job.worker))
         takeover = died or (running and delivery.retry > 0)
         if job.status != entry and not takeover:
@@ -270,6 +284,7 @@ def _claim(runtime: Runtime, job_id: str, delivery: Delivery, follow_up: bool) -
             session.refresh(job)
             return Claim(run=False, attempt=job.attempts, job=job)
         job.status = JobStatus.RUNNING.value
+        job.step = follow_up
         job.started_at = job.started_at or utcnow()
         job.heartbeat_at = utcnow()
         job.worker = runtime.worker_name
@@ -303,17 +318,22 @@ def _local_process_gone(worker: str | None) -> bool:
 
 
 def _wait(
-    runtime: Runtime, job_id: str, waiting: Waiting, usage: dict[str, Any] | None
+    task: Task, runtime: Runtime, job_id: str, waiting: Waiting, usage: dict[str, Any] | None
 ) -> dict[str, Any]:
     with transaction(runtime.sessions) as session:
         jobs = JobRepository(session)
         job = jobs.require(job_id, for_update=True)
         if job.status == JobStatus.RUNNING:
-            job.status = JobStatus.WAITING.value
+            if not waiting.keep_running:
+                job.status = JobStatus.WAITING.value
+                job.step = waiting.step
             job.progress = {**(job.progress or {}), "line": waiting.line}
             for key, value in (usage or {}).items():
                 setattr(job, key, value)
-            jobs.add_event(job_id, "waiting", attempt=job.attempts)
+            kind = "fanned_out" if waiting.keep_running else "waiting"
+            jobs.add_event(job_id, kind, attempt=job.attempts, detail={"step": waiting.step})
+    if waiting.step == ADMISSION_STEP:
+        admit_waiting(runtime, task.app)
     return {"job_id": job_id, "status": job.status}
 
 
@@ -345,6 +365,7 @@ def finish(
         job = jobs.require(job_id)
     if ended:
         log.info("job %s", job.status, extra={"data": {"error_code": job.error_code}})
+        job_ended(runtime, task.app, job)
     return publish(task, job)
 
 

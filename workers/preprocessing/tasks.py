@@ -43,7 +43,9 @@ def build_features(self: Task, message: Any) -> dict[str, Any]:
     ignore_result=True,
 )
 def build_features_part(self: Task, payload: dict[str, Any]) -> bool:
-    return run_part(self, payload, features_job.run_part, what="feature partitions")
+    return run_part(
+        self, payload, lambda _task, rt, part: features_job.run_part(rt, part), "feature partitions"
+    )
 
 
 @shared_task(name=features_job.FINALIZE_TASK, bind=True, base=JobTask)

@@ -1,0 +1,1 @@
+"""Training jobs: plain modules (no Celery) for binary-classification models."""
