@@ -285,6 +285,17 @@ def test_load_refuses_a_function_it_does_not_trust() -> None:
         load_pipeline(data)
 
 
+def test_load_refuses_an_estimator_skops_trusts_by_default() -> None:
+    """skops 0.16 trusts every scikit-learn estimator: the allow-list is checked against
+    every type the file names, not only those skops reports."""
+    from sklearn.svm import SVC
+
+    data = sio.dumps(Pipeline([("svc", SVC())]))
+    assert not any("SVC" in t for t in sio.get_untrusted_types(data=data))
+    with pytest.raises(UnsafeArtifactError, match=r"sklearn\.svm\._classes\.SVC"):
+        load_pipeline(data)
+
+
 def test_load_refuses_a_foreign_type_inside_our_transformer() -> None:
     pipeline = Pipeline([("p", Passthrough())]).fit(sample())
     pipeline.steps[0][1].note_ = fractions.Fraction(1, 3)

@@ -9,9 +9,6 @@ file reports about itself and never ``trusted=True``.
 
 from __future__ import annotations
 
-import io
-import json
-import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.metadata import version
@@ -20,6 +17,8 @@ from typing import Any
 import skops.io as sio
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.pipeline import Pipeline
+
+from workers.skops_types import file_types
 
 # Every type in the artifacts of our pipelines (ColumnTransformer over numeric and string
 # columns; SimpleImputer with indicators, StandardScaler, OneHotEncoder; logistic
@@ -115,30 +114,6 @@ def dump_pipeline(pipeline: Pipeline) -> bytes:
     with _without_fit_leftovers(pipeline):
         data: bytes = sio.dumps(pipeline)
     return data
-
-
-def _named_types(node: Any) -> set[str]:
-    """Every ``module.class`` a skops schema names, at any depth. Each object skops builds
-    is described by such a dict, so this is a superset of what loading would import."""
-    found: set[str] = set()
-    if isinstance(node, dict):
-        module, name = node.get("__module__"), node.get("__class__")
-        if isinstance(module, str) and isinstance(name, str):
-            found.add(f"{module}.{name}")
-        for value in node.values():
-            found |= _named_types(value)
-    elif isinstance(node, list):
-        for value in node:
-            found |= _named_types(value)
-    return found
-
-
-def file_types(data: bytes) -> list[str]:
-    """The types an artifact would build: those its schema names plus those skops reports
-    as untrusted (which adds method names such as ``module.Class.method``)."""
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        schema = json.loads(archive.read("schema.json"))
-    return sorted(_named_types(schema) | set(sio.get_untrusted_types(data=data)))
 
 
 def _check_versions(fitted_with: dict[str, str]) -> None:

@@ -1,9 +1,9 @@
 """Fitted cleaning pipelines as skops bytes, loaded without trusting arbitrary types.
 
-skops refuses to build a type it does not trust by default. We trust exactly the types an
-artifact reports that are ours (this package) or on the allow-list below: the
-scikit-learn, numpy and scipy types our pipelines contain. Anything else (a function such
-as ``os.system``, a foreign class) is refused by name: never ``trusted=True``.
+Every type an artifact's schema names must be ours (this package) or on the allow-list
+below: the scikit-learn, numpy and builtin types our pipelines contain. Anything else (a
+function such as ``os.system``, a foreign class, an estimator skops 0.16 trusts by default
+such as ``SVC``) is refused by name: never ``trusted=True``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from typing import Any
 import skops.io as sio
 from sklearn.pipeline import Pipeline
 
+from workers.skops_types import file_types
+
 OWN_PREFIX = "workers.preprocessing.cleaning."
 
 # Every non-builtin type in our pipelines' artifacts (skops 0.16 reports only numpy.dtype,
@@ -21,6 +23,13 @@ OWN_PREFIX = "workers.preprocessing.cleaning."
 # that a skops release trusting less still loads them). No scipy type is used.
 ALLOWED_TYPES = frozenset(
     {
+        "builtins.dict",
+        "builtins.float",
+        "builtins.int",
+        "builtins.list",
+        "builtins.slice",
+        "builtins.str",
+        "builtins.tuple",
         "numpy.dtype",
         "numpy.float64",
         "numpy.int64",
@@ -58,11 +67,13 @@ def dump_pipeline(pipeline: Pipeline) -> bytes:
 
 def load_pipeline(data: bytes) -> Pipeline:
     """The pipeline in ``data``, or UnsafeArtifactError naming the types we do not trust."""
-    reported = sorted(sio.get_untrusted_types(data=data))
-    refused = [t for t in reported if not (t.startswith(OWN_PREFIX) or t in ALLOWED_TYPES)]
+    named = file_types(data)
+    refused = [t for t in named if not (t.startswith(OWN_PREFIX) or t in ALLOWED_TYPES)]
     if refused:
         raise UnsafeArtifactError(refused)
-    loaded: Any = sio.loads(data, trusted=reported)
+    # Every type the file names is ours or allow-listed (checked above), so trusting them
+    # trusts nothing beyond the allow-list.
+    loaded: Any = sio.loads(data, trusted=named)
     if not isinstance(loaded, Pipeline):
         raise ValueError(f"the artifact holds a {type(loaded).__name__}, not a Pipeline")
     return loaded
