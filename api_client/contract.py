@@ -85,8 +85,6 @@ class ErrorCode(StrEnum):
     LIMIT_EXCEEDED = "limit_exceeded"
     TRIALS_FAILED = "trials_failed"
     NO_TRIAL_COMPLETED = "no_trial_completed"
-    ARTIFACT_UNTRUSTED = "artifact_untrusted"
-    ARTIFACT_INCOMPATIBLE = "artifact_incompatible"
 
 
 class TaskName(StrEnum):

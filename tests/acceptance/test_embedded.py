@@ -8,6 +8,9 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+import optuna
+import pandas as pd
 import pytest
 
 from api_client import Client, JobStatus
@@ -72,3 +75,41 @@ def test_embedded_home_layout(embedded: tuple[Client, WorkerProcess]) -> None:
     assert (home / "cipml.sqlite").exists()
     assert (home / "broker" / "queue").is_dir()
     assert any((home / "artifacts" / "sha256").rglob("*"))
+
+
+def test_training_runs_one_trial_at_a_time_on_sqlite(
+    embedded: tuple[Client, WorkerProcess],
+) -> None:
+    """The same train pipeline as on Redis + PostgreSQL: the study goes to its own SQLite
+    file, and parallelism is capped to 1 there."""
+    client, worker = embedded
+    home = Path(worker.env["CIPML_HOME"])
+    rng = np.random.default_rng(1)
+    signal_ = rng.normal(size=300)
+    table = pd.DataFrame(
+        {
+            "customer_id": [f"c{i}" for i in range(300)],
+            "spend": signal_ + rng.normal(scale=0.5, size=300),
+            "channel": rng.choice(["web", "store"], size=300),
+            "label": (signal_ > 0).astype(int),
+        }
+    )
+    (home / "data").mkdir(parents=True, exist_ok=True)
+    table.to_csv(home / "data" / "leads.csv", index=False)
+    dataset = client.submit("ingest_dataset", {"uri": "leads.csv", "name": "leads"}).wait(60)
+    config = {
+        "model_name": "leads",
+        "model_type": "lead_scoring",
+        "exclude": ["customer_id"],
+        "optimization": {"n_trials": 4, "parallelism": 2, "families": ["logistic_regression"]},
+        "validation": {"folds": 3},
+    }
+    result = client.submit_train(dataset["dataset_id"], config).wait(300, progress=False)
+    assert result["version"] == "1.0.0" and result["metrics"]["roc_auc"] > 0.8
+    assert result["training"]["trials"] == {"COMPLETE": 4}
+    assert result["training"]["claims"]["done"] == 4
+    assert result["training"]["runners"] == 1  # 2 asked for: SQLite runs one at a time
+    study = optuna.load_study(
+        study_name=result["study_name"], storage=f"sqlite:///{home / 'optuna.sqlite'}"
+    )
+    assert len(study.trials) == 4

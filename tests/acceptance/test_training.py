@@ -4,6 +4,7 @@ two processes, a runner killed mid-trial, admission control, live study, bad inp
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import time
@@ -21,6 +22,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api_client import Client, InvalidRequest, JobFailed, JobNotFound
 from api_client.contract import CONTRACT_VERSION, TaskName
+from storage.artifact_store import ArtifactStore
+from storage.datasets import DatasetRepository
 from storage.db import transaction
 from storage.jobs import JobRepository
 from storage.models import FanInGroup, JobEvent, ModelVersion, TrialClaim
@@ -28,6 +31,7 @@ from tests.acceptance.helpers import eventually, job_row
 from tests.support.workers import WorkerProcess
 from workers.demo import churn_features_params
 from workers.settings import Settings
+from workers.training.artifact import load_pipeline
 
 pytestmark = pytest.mark.slow
 
@@ -116,8 +120,14 @@ def follow_ups(sessions: sessionmaker[Session], job_id: str) -> int:
         return len(JobRepository(session).events(job_id, "follow_up_started"))
 
 
+def dataset_sha(sessions: sessionmaker[Session], dataset_id: int) -> str:
+    with transaction(sessions) as session:
+        return DatasetRepository(session).require(dataset_id).stored_sha256
+
+
 def test_two_processes_finish_a_study_with_exactly_n_complete_trials(
     client: Client,
+    store: ArtifactStore,
     churn: int,
     trial_workers: list[WorkerProcess],
     service_sessions: sessionmaker[Session],
@@ -159,6 +169,16 @@ def test_two_processes_finish_a_study_with_exactly_n_complete_trials(
     assert {c["name"] for c in version.input_schema}.isdisjoint({"label", *EXCLUDE})
     job = job_row(service_sessions, handle.id)
     assert job is not None and job.status == "SUCCEEDED"
+    # The artifact loads from its allow-list, checked against its versions, and scores.
+    pipeline = load_pipeline(store.read_bytes(version.artifact_sha256), version.library_versions)
+    table = pd.read_parquet(store.local_path(dataset_sha(service_sessions, churn)))
+    inputs = [c["name"] for c in version.input_schema]
+    scores = pipeline.predict_proba(table[inputs].head(100))[:, 1]
+    assert scores.shape == (100,) and ((scores >= 0) & (scores <= 1)).all()
+    reference = json.loads(store.read_bytes(version.reference_sha256))
+    assert (
+        set(reference["features"]) == set(inputs) and len(reference["scores"]["quantiles"]) == 101
+    )
 
 
 def test_a_runner_killed_mid_trial_is_survived(

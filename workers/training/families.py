@@ -13,12 +13,9 @@ from typing import Any
 
 import optuna
 
-FAMILIES: tuple[str, ...] = (
-    "logistic_regression",
-    "random_forest",
-    "extra_trees",
-    "hist_gradient_boosting",
-)
+from api_client.train_params import FAMILIES as CONTRACT_FAMILIES
+
+FAMILIES: tuple[str, ...] = CONTRACT_FAMILIES  # the contract's list: one source of truth
 PRESET_NAMES: tuple[str, ...] = ("small", "medium", "large", "regularised")
 _PREFIXES = {
     "logistic_regression": "lr_",

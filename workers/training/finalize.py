@@ -15,6 +15,7 @@ from api_client.contract import ErrorCode
 from api_client.train_params import TrainParams
 from storage.admission import AdmissionRepository
 from storage.artifacts import ArtifactRepository
+from storage.fanin import FanInRepository
 from storage.jobs import JobRepository
 from storage.model_versions import ModelVersionRepository
 from storage.models import ModelVersion
@@ -51,6 +52,8 @@ def finalize(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
         params = TrainParams.model_validate(JobRepository(session).require(ctx.job_id).params)
         AdmissionRepository(session).renew(ctx.job_id, ctx.settings.training_lease_s)
         claims = TrialClaimRepository(session).counts(ctx.job_id)
+        group = FanInRepository(session).get(f"train-{ctx.job_id}")
+        runners = group.expected if group is not None else None
     study = open_study(ctx.settings.optuna_storage, ctx.settings.trial_heartbeat_s, ctx.job_id)
     best = _best_trial(study)
     facts = dataset_of(ctx.runtime, params.dataset_id)
@@ -59,7 +62,8 @@ def finalize(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     with limited_threads(threads_per_process(ctx.settings.threads_per_process)):
         fitted = _fit_and_evaluate(ctx, params, data, config)
     ctx.progress("finalize", 4, STEPS, "finalize: register the model version")
-    version = _register(ctx, params, facts, data, study, best, config, claims, fitted)
+    search = {"claims": claims, "runners": runners}
+    version = _register(ctx, params, facts, data, study, best, config, search, fitted)
     return version_summary(version)
 
 
@@ -131,7 +135,7 @@ def _register(
     study: optuna.Study,
     best: optuna.trial.FrozenTrial,
     config: dict[str, Any],
-    claims: dict[str, int],
+    search: dict[str, Any],
     fitted: dict[str, Any],
 ) -> ModelVersion:
     store = ctx.runtime.store
@@ -174,7 +178,8 @@ def _register(
                     "config": params.model_dump(mode="json"),
                     "best_trial": best.number,
                     "trials": states,
-                    "claims": claims,
+                    "claims": search["claims"],
+                    "runners": search["runners"],
                     "rows": {"train": len(data.y_train), "holdout": len(data.y_holdout)},
                     "base_rate": float(np.mean(data.y_train)),
                     "positive_class": data.positive_class,
