@@ -62,11 +62,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -97,11 +98,11 @@ from storage.artifact_store import ArtifactStore
 from workers.demo import BUNDLED, churn_features_params
 from workers.settings import Settings
 from workers.training.inputs import prepare_binary
-from workers.training.objective import make_objective, make_sampler
+from workers.training.objective import Strategy, make_objective, make_sampler
 
 ROOT = Path(__file__).resolve().parent.parent
 FAMILIES = ["hist_gradient_boosting"]
-STRATEGY = "bayesian"
+STRATEGY: Strategy = "bayesian"
 METRIC = "roc_auc"
 FOLDS = 3
 HOLDOUT = 0.2
@@ -115,6 +116,8 @@ COORDINATOR_NAME = "bench-train"
 TRIALS_NAME = "bench-trials"
 WARMUP_TRIALS = 2
 
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
 
 # ---------------------------------------------------------------------- options
 
@@ -123,6 +126,9 @@ WARMUP_TRIALS = 2
 class Options:
     trials: int
     oversubscribed_trials: int
+    replay: bool
+    quiet_cores: float
+    quiet_wait: float
     redis_url: str
     redis_db: int
     postgres_url: str
@@ -148,6 +154,23 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         help="trials of the 2-process run with default threads (default 4; 0 skips it)",
     )
     parser.add_argument(
+        "--no-replay",
+        action="store_true",
+        help="skip replaying the P=2 study's configurations in one process",
+    )
+    parser.add_argument(
+        "--quiet-cores",
+        type=float,
+        default=0.3,
+        help="before each run, wait until the machine uses at most this many cores (0.3)",
+    )
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=300.0,
+        help="longest wait for that before a run, seconds (default 300; 0: do not wait)",
+    )
+    parser.add_argument(
         "--redis-url",
         default="redis://127.0.0.1:6379",
         help="Redis server, without db number (default redis://127.0.0.1:6379)",
@@ -161,7 +184,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         help="an existing database to connect to for CREATE/DROP DATABASE",
     )
     parser.add_argument(
-        "--timeout", type=float, default=1200.0, help="seconds to wait for one run (default 1200)"
+        "--timeout", type=float, default=3600.0, help="seconds to wait for one run (default 3600)"
     )
     parser.add_argument("--output", type=Path, help="also write the report to this file")
     parser.add_argument(
@@ -175,6 +198,9 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     return Options(
         trials=args.trials,
         oversubscribed_trials=args.oversubscribed_trials,
+        replay=not args.no_replay,
+        quiet_cores=args.quiet_cores,
+        quiet_wait=args.quiet_wait,
         redis_url=args.redis_url,
         redis_db=args.redis_db,
         postgres_url=args.postgres_url,
@@ -194,6 +220,86 @@ def median(values: Sequence[float]) -> float:
 
 def runner_seed(part: int) -> int:
     return SEED + RUNNER_SEED_STEP * (part + 1)
+
+
+# ---------------------------------------------------------------------- machine load
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, stolen) CPU seconds of the whole machine since boot, all CPUs."""
+    t = psutil.cpu_times()
+    busy = t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
+    return busy, getattr(t, "steal", 0.0)
+
+
+@dataclass(frozen=True)
+class Load:
+    """CPU use over one stretch: every process on the machine, ours, stolen by the host."""
+
+    seconds: float
+    machine_s: float
+    ours_s: float
+    steal_s: float
+
+    @property
+    def other_cores(self) -> float:
+        """Cores used by processes not ours (other work, PostgreSQL, Redis)."""
+        return max(0.0, self.machine_s - self.ours_s) / self.seconds if self.seconds else 0.0
+
+    @property
+    def steal_cores(self) -> float:
+        return self.steal_s / self.seconds if self.seconds else 0.0
+
+
+class CpuSampler:
+    """Machine CPU and ``ours()`` CPU every ``every`` seconds, to cut out any stretch later."""
+
+    def __init__(self, ours: Callable[[], float], every: float = 0.5) -> None:
+        self.ours = ours
+        self.every = every
+        self.samples: list[tuple[float, float, float, float]] = []  # at, busy, steal, ours
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
+
+    def _take(self) -> None:
+        busy, steal = machine_cpu()
+        self.samples.append((time.time(), busy, steal, self.ours()))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self._take()
+
+    def __enter__(self) -> CpuSampler:
+        self._take()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._take()
+
+    def window(self, start: float, end: float) -> Load:
+        """The samples just outside [start, end] (so the stretch is covered)."""
+        before = [s for s in self.samples if s[0] <= start] or self.samples[:1]
+        after = [s for s in self.samples if s[0] >= end] or self.samples[-1:]
+        a, b = before[-1], after[0]
+        return Load(b[0] - a[0], b[1] - a[1], b[3] - a[3], b[2] - a[2])
+
+
+def wait_for_quiet(limit: float, patience: float, window: float = 5.0) -> tuple[float, float]:
+    """Wait (at most ``patience`` seconds) until the machine used at most ``limit`` cores
+    over ``window`` seconds while ours idle; (seconds waited, the last cores measured)."""
+    began = time.monotonic()
+    while True:
+        busy0, _ = machine_cpu()
+        time.sleep(window)
+        busy1, _ = machine_cpu()
+        cores = (busy1 - busy0) / window
+        waited = time.monotonic() - began
+        if cores <= limit or waited >= patience:
+            return waited, cores
+        log(f"  the machine is busy ({cores:.2f} cores); waiting for other work to finish")
 
 
 # ---------------------------------------------------------------------- Optuna alone
@@ -223,6 +329,8 @@ class AloneRun:
     complete: int
     params: list[dict[str, Any]]  # trials in number order (1 process only)
     values: list[float]
+    load: Load
+    waited: tuple[float, float]  # wait_for_quiet before the run
 
     @property
     def optuna_overhead_ms(self) -> float:
@@ -237,11 +345,13 @@ def _alone_child(
     trials: int,
     threads: int | None,
     sampler_seed: int,
+    enqueue: list[dict[str, Any]],
     ready: Any,
     go: Any,
     out: Any,
 ) -> None:
-    """One Optuna-alone process: prepare the data, wait for the go, optimize, report."""
+    """One Optuna-alone process: prepare the data, wait for the go, optimize, report.
+    ``enqueue``: fixed configurations to run first, in order (a replay)."""
     try:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         frame = pd.read_parquet(table)
@@ -263,6 +373,8 @@ def _alone_child(
         else:
             storage = optuna.storages.RDBStorage(storage_url)
             study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler)
+        for params in enqueue:
+            study.enqueue_trial(params)
         spent: list[float] = []
 
         def timed(trial: optuna.Trial) -> float:
@@ -297,7 +409,14 @@ def _alone_child(
         out.put({"ok": False, "error": traceback.format_exc()})
 
 
-def run_alone(spec: AloneSpec, table: Path, pg_url: str, timeout: float) -> AloneRun:
+def run_alone(
+    spec: AloneSpec,
+    table: Path,
+    pg_url: str,
+    options: Options,
+    enqueue: Sequence[dict[str, Any]] = (),
+) -> AloneRun:
+    waited = wait_for_quiet(options.quiet_cores, options.quiet_wait)
     ctx = mp.get_context("spawn")
     study_name = f"alone-{uuid.uuid4().hex[:12]}"
     storage_url = None if spec.storage == "memory" else pg_url
@@ -319,6 +438,7 @@ def run_alone(spec: AloneSpec, table: Path, pg_url: str, timeout: float) -> Alon
                 each,
                 spec.threads,
                 runner_seed(part),
+                list(enqueue),
                 ready,
                 go,
                 out,
@@ -330,7 +450,7 @@ def run_alone(spec: AloneSpec, table: Path, pg_url: str, timeout: float) -> Alon
     try:
         for proc in procs:
             proc.start()
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + options.timeout
         results: list[dict[str, Any]] = []
         waiting = spec.processes
         while waiting:
@@ -339,6 +459,8 @@ def run_alone(spec: AloneSpec, table: Path, pg_url: str, timeout: float) -> Alon
                 waiting -= 1
             except queue.Empty:
                 _check_children(procs, out, deadline)
+        busy0, steal0 = machine_cpu()
+        go_t = time.time()
         go.set()
         while len(results) < spec.processes:
             try:
@@ -349,6 +471,8 @@ def run_alone(spec: AloneSpec, table: Path, pg_url: str, timeout: float) -> Alon
             if not result["ok"]:
                 raise BenchmarkError(f"Optuna alone ({spec.label}) failed:\n{result['error']}")
             results.append(result)
+        busy1, steal1 = machine_cpu()
+        seconds = time.time() - go_t
         for proc in procs:
             proc.join(timeout=30)
     finally:
@@ -371,6 +495,8 @@ def run_alone(spec: AloneSpec, table: Path, pg_url: str, timeout: float) -> Alon
         complete=complete,
         params=one["params"] if one else [],
         values=one["values"] if one else [],
+        load=Load(seconds, busy1 - busy0, sum(r["cpu"] for r in results), steal1 - steal0),
+        waited=waited,
     )
 
 
@@ -397,21 +523,29 @@ def _count_complete(
     return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
 
 
+MEMORY = "Optuna alone, in memory, 1 process"
+PG_DEFAULT = "Optuna alone, 1 process, default threads"
+PG_CAP2 = "Optuna alone, 1 process, cap 2"
+PG_CAP1 = "Optuna alone, 1 process, cap 1"
+PG_TWO = "Optuna alone, 2 processes, cap 1 each"
+PG_OVER = "Optuna alone, 2 processes, default threads (note)"
+
+
 def alone_specs(trials: int, oversubscribed: int) -> list[AloneSpec]:
     specs = [
-        AloneSpec("in memory, 1 process, cap 1", "memory", 1, trials, 1),
-        AloneSpec("PostgreSQL, 1 process, default threads", "postgresql", 1, trials, None),
-        AloneSpec("PostgreSQL, 1 process, cap 2", "postgresql", 1, trials, 2),
-        AloneSpec("PostgreSQL, 1 process, cap 1", "postgresql", 1, trials, 1),
-        AloneSpec("PostgreSQL, 2 processes, cap 1 each", "postgresql", 2, trials, 1),
+        AloneSpec(MEMORY, "memory", 1, trials, 1),
+        AloneSpec(PG_DEFAULT, "postgresql", 1, trials, None),
+        AloneSpec(PG_CAP2, "postgresql", 1, trials, 2),
+        AloneSpec(PG_CAP1, "postgresql", 1, trials, 1),
+        AloneSpec(PG_TWO, "postgresql", 2, trials, 1),
     ]
     if oversubscribed:
-        specs.append(
-            AloneSpec(
-                "PostgreSQL, 2 processes, default threads", "postgresql", 2, oversubscribed, None
-            )
-        )
+        specs.append(AloneSpec(PG_OVER, "postgresql", 2, oversubscribed, None))
     return specs
+
+
+def replay_spec(trials: int) -> AloneSpec:
+    return AloneSpec("P=2's configurations replayed, 1 process", "memory", 1, trials, 1)
 
 
 # ---------------------------------------------------------------------- the service
@@ -447,9 +581,11 @@ class ServiceRun:
     fan_in_ready: float | None
     claims: list[Claim]
     trials: list[TrialTimes]
-    pool_cpu_s: float  # trial workers' pool processes, submit -> result seen
     registered: int  # compute processes in the registry during the search
     layout: str
+    load: Load | None = None  # over the search: machine, ours (every worker process)
+    pool_cpu_s: float = 0.0  # the trial workers' pool processes, over the search
+    waited: tuple[float, float] = (0.0, 0.0)
     result: dict[str, Any] = field(default_factory=dict)
     problems: dict[str, dict[str, int]] = field(default_factory=dict)
 
@@ -593,21 +729,30 @@ def registered_processes(registry: Path) -> int:
     return sum(1 for p in registry.glob("*") if p.name.isdigit() and psutil.pid_exists(int(p.name)))
 
 
-def pool_cpu(workers: Sequence[WorkerProcess]) -> dict[int, float]:
-    """CPU seconds of each worker's pool processes (children with the worker's command line)."""
-    found: dict[int, float] = {}
+def pool_cpu(workers: Sequence[WorkerProcess]) -> float:
+    """CPU seconds of the workers' pool processes (children with the worker's command line)."""
+    total = 0.0
     for worker in workers:
         tree = worker.tree()
-        if not tree:
-            continue
-        with contextlib.suppress(psutil.Error):
+        with contextlib.suppress(psutil.Error, IndexError):
             root = tree[0].cmdline()
-        for proc in tree[1:]:
+            for proc in tree[1:]:
+                with contextlib.suppress(psutil.Error):
+                    if proc.cmdline() == root:
+                        times = proc.cpu_times()
+                        total += times.user + times.system
+    return total
+
+
+def tree_cpu(workers: Sequence[WorkerProcess]) -> float:
+    """CPU seconds of every process of the workers (main, pool, the separate control one)."""
+    total = 0.0
+    for worker in workers:
+        for proc in worker.tree():
             with contextlib.suppress(psutil.Error):
-                if proc.cmdline() == root:
-                    times = proc.cpu_times()
-                    found[proc.pid] = times.user + times.system
-    return found
+                times = proc.cpu_times()
+                total += times.user + times.system
+    return total
 
 
 def train_params(dataset_id: int, trials: int, parallelism: int) -> dict[str, Any]:
@@ -639,32 +784,44 @@ def run_job(service: Service, job_type: str, params: dict[str, Any]) -> dict[str
     return handle.result(timeout=30)
 
 
-def run_train(service: Service, dataset_id: int, trials: int, parallelism: int) -> ServiceRun:
+def run_train(
+    service: Service, dataset_id: int, trials: int, parallelism: int, options: Options
+) -> ServiceRun:
     service.start_trial_workers(parallelism)
     layout = "; ".join(w.layout() for w in service.trial_workers)
     registered = registered_processes(service.registry)
-    cpu_before = pool_cpu(service.trial_workers)
-    submit_t = time.time()
-    handle = service.client.submit("train", train_params(dataset_id, trials, parallelism))
-    arrival = service.watcher.wait(handle.id, service.timeout)
-    cpu_after = pool_cpu(service.trial_workers)
+    waited = wait_for_quiet(options.quiet_cores, options.quiet_wait)
+    workers = [service.coordinator, *service.trial_workers]
+    with (
+        CpuSampler(lambda: tree_cpu(workers)) as sampler,
+        CpuSampler(lambda: pool_cpu(service.trial_workers)) as pools,
+    ):
+        submit_t = time.time()
+        handle = service.client.submit("train", train_params(dataset_id, trials, parallelism))
+        arrival = service.watcher.wait(handle.id, service.timeout)
     outcome = arrival.result if isinstance(arrival.result, dict) else {}
     if outcome.get("status") != "SUCCEEDED":
         raise BenchmarkError(f"train job {handle.id} ended {outcome}")
     result = handle.result(timeout=30)
     problems = {w.name: log_problems(w) for w in service.trial_workers}
     service.stop_trial_workers()
-    run = collect(service, handle.id, parallelism, submit_t, arrival.at)
-    run.pool_cpu_s = sum(cpu_after[pid] - cpu_before.get(pid, 0.0) for pid in cpu_after)
-    run.registered = registered
-    run.layout = layout
+    run = collect(service, handle.id, parallelism, submit_t, arrival.at, registered, layout)
+    run.load = sampler.window(run.fanned_out, run.last_end)
+    run.pool_cpu_s = pools.window(run.fanned_out, run.last_end).ours_s
+    run.waited = waited
     run.result = result
     run.problems = problems
     return run
 
 
 def collect(
-    service: Service, job_id: str, parallelism: int, submit_t: float, seen_t: float
+    service: Service,
+    job_id: str,
+    parallelism: int,
+    submit_t: float,
+    seen_t: float,
+    registered: int,
+    layout: str,
 ) -> ServiceRun:
     with psycopg.connect(_conninfo(service.database)) as conn:
         row = conn.execute(
@@ -727,9 +884,8 @@ def collect(
             for runner, state, number, claimed, ended in claims
         ],
         trials=trials,
-        pool_cpu_s=0.0,
-        registered=0,
-        layout="",
+        registered=registered,
+        layout=layout,
     )
 
 
@@ -861,8 +1017,13 @@ def same_configs(a: Sequence[dict[str, Any]], b: Sequence[dict[str, Any]]) -> st
         return "not compared"
     for i, (x, y) in enumerate(zip(a, b, strict=False)):
         if x != y:
-            return f"differ from trial {i}"
-    return "same" if len(a) == len(b) else "same prefix, different lengths"
+            return f"differ from trial {i} on"
+    return "the same" if len(a) == len(b) else "the same prefix, different lengths"
+
+
+def _wait_note(waited: tuple[float, float]) -> str:
+    seconds, cores = waited
+    return f"{seconds:.0f} s ({cores:.2f})" if seconds >= 1 else f"- ({cores:.2f})"
 
 
 @dataclass(frozen=True)
@@ -871,19 +1032,26 @@ class Report:
     met: bool
 
 
+@dataclass(frozen=True)
+class Measured:
+    alone: list[AloneRun]
+    service: list[ServiceRun]
+    replay: AloneRun | None
+
+
 def build_report(
     options: Options,
     machine: Mapping[str, str],
     started: datetime,
     loads: tuple[str, str],
     prepared: Mapping[str, Any],
-    alone: Sequence[AloneRun],
-    service: Sequence[ServiceRun],
+    measured: Measured,
     logs: str,
 ) -> Report:
     n = options.trials
     command = shlex.join(["python", "-m", "benchmarks.training_scaling", *sys.argv[1:]])
     features = prepared["features"]
+    alone, service, replay = measured.alone, measured.service, measured.replay
     out = [
         *report_header(started, command, machine, *loads),
         "",
@@ -891,89 +1059,109 @@ def build_report(
             f"Study: CDNOW churn features (dataset {features.get('dataset_id')}: "
             f"{features.get('rows', 0):,} rows x {features.get('columns', '?')} columns), "
             f"`{FAMILIES[0]}` only, {STRATEGY} (TPE, constant liar), {FOLDS}-fold stratified "
-            f"CV, {METRIC}, holdout {HOLDOUT}, seed {SEED}, {n} trials; sampler seed of "
+            f"CV, {METRIC}, holdout {HOLDOUT}, seed {SEED}, {n} trials. Sampler seed of "
             f"process / runner k: {SEED} + {RUNNER_SEED_STEP} x (k + 1), as the service's "
-            "runners."
+            "runners use."
         ),
         "",
         (
-            "Service: `cipml worker -Q control,preprocessing,training -c 1` (coordinator, "
-            "finalize; its control queue on its own threads worker) plus, per run, P fresh "
-            "`cipml worker -Q trials -c 1` processes (separate workers), "
-            "`CIPML_THREADS_PER_PROCESS=0` (auto)."
+            "Service: `cipml worker -Q control,preprocessing,training -c 1` (coordinator and "
+            "finalize; it runs its control queue in a separate threads worker) plus, per run, P "
+            "fresh `cipml worker -Q trials -c 1` processes (separate workers), "
+            "`CIPML_THREADS_PER_PROCESS=0` (auto), the compute-process registry in the run's "
+            "own temp dir."
         ),
         "",
         (
             "| run | storage | processes x threads | trials (COMPLETE) | wall s | s / trial "
-            "(wall / trials) | trial busy s (sum) | CPU s | CPU / wall | Optuna's own ms / trial |"
+            "| trial busy s (sum) | our CPU s | our CPU / wall | other processes (cores) "
+            "| waited for quiet (cores before) |"
         ),
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for run in alone:
-        spec = run.spec
-        threads = "default" if spec.threads is None else str(spec.threads)
-        omp = "/".join(map(str, run.openmp_threads))
+    for solo in [*alone, *([replay] if replay else [])]:
+        spec = solo.spec
+        threads = "default" if spec.threads is None else f"cap {spec.threads}"
+        omp = "/".join(map(str, solo.openmp_threads))
         out.append(
-            f"| Optuna alone | {spec.storage} | {spec.processes} x {threads} (OpenMP {omp}) "
-            f"| {spec.trials} ({run.complete}) | {run.wall_s:.2f} "
-            f"| {run.wall_s / spec.trials:.3f} | {sum(run.objective_s):.1f} | {run.cpu_s:.1f} "
-            f"| {run.cpu_s / run.wall_s:.2f} | {run.optuna_overhead_ms:.1f} |"
+            f"| {spec.label} | {spec.storage} | {spec.processes} x {threads} (OpenMP {omp}) "
+            f"| {spec.trials} ({solo.complete}) | {solo.wall_s:.2f} "
+            f"| {solo.wall_s / spec.trials:.3f} | {sum(solo.objective_s):.1f} "
+            f"| {solo.load.ours_s:.1f} | {solo.load.ours_s / solo.wall_s:.2f} "
+            f"| {solo.load.other_cores:.2f} | {_wait_note(solo.waited)} |"
         )
-    for run in service:
-        threads = max(1, (os.cpu_count() or 1) // max(1, run.registered))
+    cores = os.cpu_count() or 1
+    for job in service:
+        auto = max(1, cores // max(1, job.registered))
+        load = job.load
+        assert load is not None
         out.append(
-            f"| service P={run.parallelism} (search) | postgresql "
-            f"| {run.parallelism} x auto = {threads} ({run.registered} registered) "
-            f"| {n} ({run.complete}) | {run.search_s:.2f} | {run.search_s / n:.3f} "
-            f"| {sum(run.trial_s):.1f} | {run.pool_cpu_s:.1f} "
-            f"| {run.pool_cpu_s / run.search_s:.2f} | (in trial busy) |"
+            f"| **service P={job.parallelism}** (search) | postgresql "
+            f"| {job.parallelism} x auto = {auto} ({job.registered} registered) "
+            f"| {n} ({job.complete}) | **{job.search_s:.2f}** | {job.search_s / n:.3f} "
+            f"| {sum(job.trial_s):.1f} | {load.ours_s:.1f} | {load.ours_s / job.search_s:.2f} "
+            f"| {load.other_cores:.2f} | {_wait_note(job.waited)} |"
         )
     out += [
         "",
         (
             "Wall s: Optuna alone, the first process's `optimize()` start to the last one's "
-            "end (data loaded before); service, the coordinator's `fanned_out` event to the "
-            "last trial claim's `ended_at`. Trial busy s: Optuna alone, time inside the "
-            "objective (CV fits, `trial.report`, user attrs); service, the Optuna trials' "
-            "`datetime_complete - datetime_start` (sampling included). CPU s: the Optuna-alone "
-            "processes during `optimize()`; service, the trial workers' pool processes from "
-            "submit to result (the search, plus idle polling). Optuna's own ms / trial: "
-            "(`optimize()` wall - time in the objective) / trials, per process. Threads: the "
-            "threadpoolctl cap, OpenMP threads seen inside it; service auto = cores // "
-            "registered compute processes (`workers/training/threads.py`)."
+            "end (each process loads and splits the data before); service, the coordinator's "
+            "`fanned_out` event to the last trial claim's `ended_at`. Trial busy s: Optuna "
+            "alone, time inside the objective (CV fits, `trial.report`, user attrs), summed "
+            "over processes; service, the Optuna trials' `datetime_complete - datetime_start` "
+            "(TPE sampling included). Our CPU: Optuna alone, the processes' own CPU time during "
+            "`optimize()`; service, every process of the coordinator and trial workers over "
+            "the search. Other processes: the machine's busy CPU minus ours over the same "
+            "stretch (PostgreSQL, Redis and anything else running). Threads: the threadpoolctl "
+            "cap and the OpenMP threads seen inside it; service auto = cores // registered "
+            "compute processes (`workers/training/threads.py`). Waited: before the run, until "
+            f"the machine used at most {options.quiet_cores} cores over 5 s (at most "
+            f"{options.quiet_wait:g} s)."
         ),
         "",
     ]
     by_label = {r.spec.label: r for r in alone}
     s1 = next((r for r in service if r.parallelism == 1), None)
     s2 = next((r for r in service if r.parallelism == 2), None)
+    one = by_label.get(PG_DEFAULT)
+    one_c1 = by_label.get(PG_CAP1)
+    one_c2 = by_label.get(PG_CAP2)
+    two = by_label.get(PG_TWO)
+    mem = by_label.get(MEMORY)
     met = False
     if s1 is not None and s2 is not None:
         ratio = s1.search_s / s2.search_s
         met = ratio >= TARGET_RATIO and all(r.complete == n for r in (s1, s2))
         verdict = "**met**" if met else "**not met**"
         out.append(
-            f"* Service, 2 trial workers vs 1, search phase: {s1.search_s:.2f} s / "
+            f"* **Service, 2 trial workers vs 1** (search phase): {s1.search_s:.2f} s / "
             f"{s2.search_s:.2f} s = **{ratio:.2f}x** (target >= {TARGET_RATIO}x: {verdict}); "
-            f"first claim -> last end: {s1.claims_s / s2.claims_s:.2f}x; whole job "
-            f"(submit -> result): {s1.whole_s:.2f} s / {s2.whole_s:.2f} s = "
+            f"first claim → last end {s1.claims_s / s2.claims_s:.2f}x; whole job "
+            f"(submit → result seen) {s1.whole_s:.2f} s / {s2.whole_s:.2f} s = "
             f"{s1.whole_s / s2.whole_s:.2f}x."
         )
         busy1, busy2 = sum(s1.trial_s), sum(s2.trial_s)
         out.append(
-            f"* The two searches did not run the same configurations (different sampler seeds "
-            f"and histories): trial busy time {busy1:.1f} s (P=1) vs {busy2:.1f} s (P=2). "
-            f"Busy share of the runners' time: P=1 {busy1 / s1.search_s:.0%}, P=2 "
-            f"{busy2 / (2 * s2.search_s):.0%}."
+            f"* The two searches ran different configurations (the runners' seeds and the "
+            f"interleaving differ): trial busy time {busy1:.1f} s (P=1) and {busy2:.1f} s "
+            f"(P=2, two at a time). Busy share of the runners' search time: P=1 "
+            f"{busy1 / s1.search_s:.0%}, P=2 {busy2 / (2 * s2.search_s):.0%}."
         )
-    one = by_label.get("PostgreSQL, 1 process, default threads")
-    one_c1 = by_label.get("PostgreSQL, 1 process, cap 1")
-    one_c2 = by_label.get("PostgreSQL, 1 process, cap 2")
-    two = by_label.get("PostgreSQL, 2 processes, cap 1 each")
+        if replay is not None:
+            out.append(
+                f"* Same work: P=2's {n} configurations replayed in one process (in memory, "
+                f"cap 1) take {replay.wall_s:.2f} s; against the P=2 search that is "
+                f"**{replay.wall_s / s2.search_s:.2f}x** (P=1's configurations in one process, "
+                "cap 1: the PostgreSQL cap-1 row"
+                + (f", {one_c1.wall_s / s1.search_s:.2f}x the service P=1" if one_c1 else "")
+                + ")."
+            )
     if one and two:
         against = [("default threads", one), ("cap 2", one_c2), ("cap 1", one_c1)]
         out.append(
-            f"* Optuna alone, 2 processes capped at 1 thread ({two.wall_s:.2f} s) vs 1 process: "
+            f"* **Optuna alone, 2 processes capped at 1 thread** ({two.wall_s:.2f} s) vs 1 "
+            "process: "
             + ", ".join(
                 f"**{r.wall_s / two.wall_s:.2f}x** against {name} ({r.wall_s:.2f} s)"
                 for name, r in against
@@ -981,96 +1169,107 @@ def build_report(
             )
             + "."
         )
-    over = by_label.get("PostgreSQL, 2 processes, default threads")
+    over = by_label.get(PG_OVER)
     if over is not None and two is not None:
         per_over = over.wall_s / over.spec.trials
         per_two = two.wall_s / two.spec.trials
         out.append(
             f"* Oversubscribed (note): 2 processes with default threads, {over.spec.trials} "
-            f"trials only: {per_over:.2f} s per trial of wall time against {per_two:.2f} s "
-            f"capped at 1 thread each ({per_over / per_two:.1f}x slower)."
+            f"trials only: {per_over:.2f} s of wall time per trial against {per_two:.2f} s "
+            f"capped at 1 thread each ({per_over / per_two:.1f}x)."
         )
-    mem = by_label.get("in memory, 1 process, cap 1")
     if mem and one_c1:
-        out.append(
-            f"* Sampled configurations: in memory vs PostgreSQL (1 process, cap 1): "
-            f"{same_configs(mem.params, one_c1.params)}"
-            + (
-                f"; service P=1 vs PostgreSQL 1 process cap 1: "
-                f"{same_configs([t.params for t in s1.trials], one_c1.params)}"
-                if s1
-                else ""
-            )
-            + "."
+        text = (
+            f"* Sampled configurations: in memory and PostgreSQL (1 process, cap 1) ran "
+            f"{same_configs(mem.params, one_c1.params)} configurations"
         )
-    out += ["", "Where the service's time goes (seconds):", ""]
+        if s1 is not None:
+            text += (
+                f"; service P=1 and PostgreSQL alone (1 process, cap 1) ran "
+                f"{same_configs([t.params for t in s1.trials], one_c1.params)} configurations"
+            )
+        out.append(text + ".")
     if service:
         out += [
+            "",
+            "Where the service's time goes (seconds):",
+            "",
             "| run | submit → started | coordinator (started → fanned_out) | fanned_out → "
             "first claim, per runner | search (fanned_out → last claim end) | first runner "
             "out of trials → last end | last end → fan-in ready | fan-in ready → finalize "
             "started | finalize | finished → result seen | whole job |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
-        for run in service:
-            ready = run.fan_in_ready
-            starts = ", ".join(f"{s:.2f}" for s in run.runner_start_s())
+        for job in service:
+            ready = job.fan_in_ready
+            starts = ", ".join(f"{x:.2f}" for x in job.runner_start_s())
             out.append(
-                f"| P={run.parallelism} | {run.job['started'] - run.submit_t:.3f} "
-                f"| {run.fanned_out - run.job['started']:.2f} | {starts} | {run.search_s:.2f} "
-                f"| {run.tail_idle_s():.2f} "
-                f"| {_f(ready - run.last_end if ready else None)} "
-                f"| {_f(run.events['follow_up_started'] - ready if ready else None, 3)} "
-                f"| {run.finalize_s:.2f} | {run.seen_t - run.job['finished']:.3f} "
-                f"| {run.whole_s:.2f} |"
+                f"| P={job.parallelism} | {job.job['started'] - job.submit_t:.3f} "
+                f"| {job.fanned_out - job.job['started']:.2f} | {starts} | {job.search_s:.2f} "
+                f"| {job.tail_idle_s():.2f} "
+                f"| {_f(ready - job.last_end if ready else None)} "
+                f"| {_f(job.events['follow_up_started'] - ready if ready else None, 3)} "
+                f"| {job.finalize_s:.2f} | {job.seen_t - job.job['finished']:.3f} "
+                f"| {job.whole_s:.2f} |"
             )
         out += [
             "",
             "Per-trial overhead of the service (ms, median / p95):",
             "",
             "| run | trials per runner | Optuna trial duration | claim span - trial duration "
-            "| gap between a runner's claims | overhead per trial (sum of medians) |",
-            "|---|---|---:|---:|---:|---:|",
+            "| gap between a runner's claims | overhead per trial (sum of medians) "
+            "| (search wall x P / trials) - in-memory s / trial |",
+            "|---|---|---:|---:|---:|---:|---:|",
         ]
-        for run in service:
-            inside, gaps = run.in_claim_overhead_s(), run.claim_gaps_s()
-            per_runner = ", ".join(str(len(c)) for c in run.runners().values())
+        for job in service:
+            inside, gaps = job.in_claim_overhead_s(), job.claim_gaps_s()
+            per_runner = ", ".join(str(len(c)) for c in job.runners().values())
             total = 1000 * (median(inside) + (median(gaps) if gaps else 0.0))
-            out.append(
-                f"| P={run.parallelism} | {per_runner} | {_ms(run.trial_s)} | {_ms(inside)} "
-                f"| {_ms(gaps)} | {total:.0f} |"
+            crude = (
+                f"{1000 * (job.search_s * job.parallelism / n - mem.wall_s / n):+.0f}"
+                if mem
+                else "-"
             )
-        if mem is not None:
-            rdb = [r for r in alone if r.spec.storage == "postgresql" and r.spec.processes == 1]
-            rdb_ms = ", ".join(f"{r.optuna_overhead_ms:.1f}" for r in rdb)
-            out += [
-                "",
-                (
-                    f"Optuna's own cost per trial alone (outside the objective): "
-                    f"{mem.optuna_overhead_ms:.1f} ms in memory, {rdb_ms} ms on PostgreSQL "
-                    f"(1-process runs). Inside the service, Optuna's per-trial cost (sampling "
-                    f"with the RDB storage, heartbeat thread) is inside the trial duration; the "
-                    f"service's own cost per trial is the claim span beyond the trial plus the "
-                    f"gap to the next claim."
-                ),
-            ]
+            out.append(
+                f"| P={job.parallelism} | {per_runner} | {_ms(job.trial_s)} | {_ms(inside)} "
+                f"| {_ms(gaps)} | {total:.0f} | {crude} |"
+            )
+        own = [
+            f"{r.optuna_overhead_ms:.1f} ms ({r.spec.label})"
+            for r in alone
+            if r.spec.processes == 1
+        ]
+        out += [
+            "",
+            (
+                "Optuna's own cost per trial alone, `optimize()` wall minus time in the "
+                "objective: " + "; ".join(own) + ". In the service that cost is inside the "
+                "trial duration; the service's own cost per trial is the claim span beyond the "
+                "trial plus the gap to the runner's next claim. The last column is the crude "
+                "figure (it mixes in the different configurations and, for P=2, contention)."
+            ),
+        ]
         if s1 is not None and one_c1 is not None and mem is not None:
             per_s1 = s1.claims_s / n
             per_mem, per_pg = mem.wall_s / n, one_c1.wall_s / n
-            out.append(
-                f"Service P=1 per trial (first claim → last end, / {n}): {per_s1:.3f} s, "
-                f"against {per_mem:.3f} s in memory and {per_pg:.3f} s on PostgreSQL alone "
-                f"(1 process, cap 1 like the service): {1000 * (per_s1 - per_mem):+.0f} ms and "
-                f"{1000 * (per_s1 - per_pg):+.0f} ms per trial (like for like only when the "
-                "configurations are the same, see above)."
-            )
+            out += [
+                "",
+                (
+                    f"Service P=1 per trial (first claim → last end, / {n}): {per_s1:.3f} s, "
+                    f"against {per_mem:.3f} s in memory and {per_pg:.3f} s on PostgreSQL alone "
+                    f"(1 process, cap 1, as the service runs): "
+                    f"{1000 * (per_s1 - per_mem):+.0f} ms and {1000 * (per_s1 - per_pg):+.0f} "
+                    "ms per trial (like for like only where the configurations are the same, "
+                    "see above)."
+                ),
+            ]
     out += [
         "",
         "* Runs: "
         + "; ".join(
             f"P={r.parallelism}: job {r.job_id}, {len(r.done_claims)} done claims of "
-            f"{len(r.claims)}, {r.complete} COMPLETE trials of {len(r.trials)}, best "
-            f"{r.result.get('cv', {}).get('mean', r.result.get('metrics', {}).get('roc_auc', '?'))}"
+            f"{len(r.claims)}, {r.complete} COMPLETE trials of {len(r.trials)}, model version "
+            f"{r.result.get('version', '?')}"
             for r in service
         )
         + ".",
@@ -1088,6 +1287,13 @@ def _interrupt(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def _log_summary(problems: Mapping[str, Mapping[str, int]]) -> str:
+    return ", ".join(
+        f"{name}: " + (", ".join(f"{n} {k}" for k, n in p.items()) or "no warnings")
+        for name, p in problems.items()
+    )
+
+
 def run(options: Options) -> Report:
     started = datetime.now(UTC)
     machine = machine_info(options)
@@ -1100,42 +1306,43 @@ def run(options: Options) -> Report:
             log(f"features: {shape[0]:,} rows x {shape[1]} columns")
             dataset_id = int(features["dataset_id"])
             log(f"warm-up: a {WARMUP_TRIALS}-trial train job (untimed)")
-            run_train(service, dataset_id, WARMUP_TRIALS, 1)
+            run_train(service, dataset_id, WARMUP_TRIALS, 1, replace(options, quiet_wait=0))
             load_before = load_average()
             pg_url = alone_storage_url(service.database)
             alone = []
             for spec in alone_specs(options.trials, options.oversubscribed_trials):
                 log(f"Optuna alone: {spec.label}, {spec.trials} trials")
-                alone.append(run_alone(spec, table, pg_url, options.timeout))
+                alone.append(run_alone(spec, table, pg_url, options))
                 log(f"  {alone[-1].wall_s:.2f} s")
             runs = []
             for parallelism in (1, 2):
                 log(f"service: parallelism {parallelism}, {options.trials} trials")
-                runs.append(run_train(service, dataset_id, options.trials, parallelism))
+                runs.append(run_train(service, dataset_id, options.trials, parallelism, options))
                 log(f"  search {runs[-1].search_s:.2f} s, whole job {runs[-1].whole_s:.2f} s")
-            load_after = load_average()
-            problems = {COORDINATOR_NAME: log_problems(service.coordinator)}
-            for run_ in runs:
-                problems |= run_.problems
-            summary = ", ".join(
-                f"{name}: " + (", ".join(f"{n} {k}" for k, n in p.items()) or "no warnings")
-                for name, p in problems.items()
-            )
             for run_ in runs:
                 if run_.complete != options.trials or len(run_.done_claims) != options.trials:
                     raise BenchmarkError(
                         f"job {run_.job_id}: {run_.complete} COMPLETE trials and "
                         f"{len(run_.done_claims)} done claims, not {options.trials}"
                     )
+            replayed = None
+            if options.replay:
+                log(f"replay: the P=2 study's {options.trials} configurations in one process")
+                configs = [t.params for t in runs[-1].trials if t.state == "COMPLETE"]
+                replayed = run_alone(replay_spec(options.trials), table, pg_url, options, configs)
+                log(f"  {replayed.wall_s:.2f} s")
+            load_after = load_average()
+            problems = {COORDINATOR_NAME: log_problems(service.coordinator)}
+            for run_ in runs:
+                problems |= run_.problems
             return build_report(
                 options,
                 machine,
                 started,
                 (load_before, load_after),
                 prepared,
-                alone,
-                runs,
-                summary,
+                Measured(alone, runs, replayed),
+                _log_summary(problems),
             )
     finally:
         if not options.keep_logs:

@@ -35,11 +35,15 @@ def test_demo_on_a_fresh_folder_with_no_servers(tmp_path: Path) -> None:
         [CIPML, "demo"], cwd=tmp_path, env=_clean_env(), capture_output=True, text=True, timeout=300
     )
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "[4/6] ingest" in run.stdout and "69,659 x 4" in run.stdout
+    assert "[4/7] ingest" in run.stdout and "69,659 x 4" in run.stdout
     assert "quality 99.7/100" in run.stdout
     assert "255 exact duplicate rows" in run.stdout  # the top recommendation
     assert "23,570 customers x 105 features" in run.stdout
     assert "churn base rate 70.1%" in run.stdout
+    assert (
+        "customer_churn 1.0.0" in run.stdout and "holdout (4,714 customers): ROC AUC" in run.stdout
+    )
+    assert "top features (permutation importance" in run.stdout
     page = REPORT.search(run.stdout)
     assert page is not None
     html = Path(page.group(1)).read_text()
@@ -56,6 +60,7 @@ def test_demo_on_a_fresh_folder_with_no_servers(tmp_path: Path) -> None:
         [CIPML, "demo"], cwd=tmp_path, env=_clean_env(), capture_output=True, text=True, timeout=300
     )
     assert again.returncode == 0 and "yes: this source was ingested before" in again.stdout
+    assert "customer_churn 1.0.0" in again.stdout  # the same features: already trained
 
 
 def test_demo_on_redis_and_postgresql(service_env: dict[str, str], tmp_path: Path) -> None:

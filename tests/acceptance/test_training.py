@@ -20,8 +20,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from api_client import Client, InvalidRequest, JobFailed, JobNotFound
+from api_client import Client, InvalidRequest, JobCancelled, JobFailed, JobNotFound
 from api_client.contract import CONTRACT_VERSION, TaskName
+from storage.admission import AdmissionRepository
 from storage.artifact_store import ArtifactStore
 from storage.datasets import DatasetRepository
 from storage.db import transaction
@@ -280,6 +281,10 @@ BAD_INPUTS = [
     ({"target": "customer_id", "exclude": ["cutoff"]}, "target_not_binary"),
     ({"optimization": {"n_trials": 5000}}, "limit_exceeded"),
     ({"optimization": {"n_trials": 5, "parallelism": 64}}, "limit_exceeded"),
+    (  # the grid over one family has 4 presets
+        {"optimization": {"strategy": "grid", "n_trials": 5, "families": ["extra_trees"]}},
+        "invalid_params",
+    ),
     ({"features": ["recency_days", "no_such_feature"]}, "column_missing"),
 ]
 
@@ -299,6 +304,27 @@ def test_bad_requests_fail_before_any_trial(
     assert failure.value.code == code, failure.value
     assert claims_of(service_sessions, handle.id) == []
     assert versions_of(service_sessions, handle.id) == []
+
+
+def test_timeout_ends_the_search_early_and_cancel_stops_it(
+    client: Client, churn: int, service_sessions: sessionmaker[Session]
+) -> None:
+    timed = client.submit_train(churn, train_config("timed", n_trials=1000, timeout_s=4))
+    result = timed.wait(300, progress=False)
+    finished = result["training"]["claims"]["done"]
+    assert 1 <= finished < 1000 and result["training"]["trials"]["COMPLETE"] == finished
+    cancelled = client.submit_train(churn, train_config("cancelled", n_trials=1000))
+    eventually(
+        lambda: (p := cancelled.progress()) is not None and p.line.startswith("trial "),
+        timeout=120,
+        what="the search to start",
+    )
+    cancelled.cancel()
+    with pytest.raises(JobCancelled):
+        cancelled.wait(120, progress=False)
+    assert versions_of(service_sessions, cancelled.id) == []
+    with transaction(service_sessions) as session:  # its slot is free again
+        assert cancelled.id not in AdmissionRepository(session).held()
 
 
 @pytest.fixture(scope="module")

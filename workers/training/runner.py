@@ -27,7 +27,6 @@ from celery.exceptions import SoftTimeLimitExceeded
 from api_client.contract import ErrorCode, JobStatus, Queue
 from api_client.schemas import ErrorInfo
 from api_client.train_params import TrainParams
-from storage.admission import AdmissionRepository
 from storage.db import transaction
 from storage.jobs import JobRepository
 from storage.models import utcnow
@@ -38,6 +37,7 @@ from workers.runtime import Runtime
 from workers.settings import Settings
 from workers.training.data import dataset_of, training_data
 from workers.training.inputs import TrainingData
+from workers.training.lease import renew_lease
 from workers.training.objective import make_objective, make_pruner, make_sampler
 from workers.training.progress import search_line
 from workers.training.study import open_study
@@ -151,7 +151,7 @@ def _run_one(search: Search, claim_id: int) -> bool:
     def renew() -> bool:
         with transaction(search.runtime.sessions) as session:
             still_ours = TrialClaimRepository(session).renew(claim_id, search.claim_lease_s)
-            AdmissionRepository(session).renew(search.job_id, settings.training_lease_s)
+        renew_lease(search.runtime, search.job_id)
         if not still_ours:
             lost.set()
         return still_ours

@@ -20,6 +20,7 @@ from workers.jobs.registry import Waiting
 from workers.settings import Settings
 from workers.training.data import dataset_of, training_data
 from workers.training.families import grid_size
+from workers.training.lease import lease_kept
 from workers.training.objective import direction_of
 from workers.training.study import create_study, is_sqlite
 from workers.training.versions import version_summary
@@ -41,7 +42,8 @@ def run_train(ctx: JobContext, params: TrainParams) -> dict[str, Any] | Waiting:
     ctx.progress(
         "load", 0, 1, f"train: load {facts.name} v{facts.version} ({facts.rows:,} rows)", force=True
     )
-    data = training_data(ctx.runtime, facts, params)
+    with lease_kept(ctx.runtime, ctx.job_id):
+        data = training_data(ctx.runtime, facts, params)
     n_trials = params.optimization.n_trials
     runners = runner_count(settings, params)
     started = utcnow()
