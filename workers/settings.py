@@ -356,6 +356,7 @@ class Settings(BaseSettings):
             "broker": _mask(self.broker),
             "result_backend": _mask(self.backend),
             "database": make_url(self.database).render_as_string(hide_password=True),
+            "optuna_storage": make_url(self.optuna_storage).render_as_string(hide_password=True),
             "artifact_root": self.artifacts,
             "data_roots": ",".join(self.input_roots),
             "mode": "embedded (single machine, at-most-once)" if self.embedded else "distributed",

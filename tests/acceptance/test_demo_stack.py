@@ -12,8 +12,11 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import psutil
 import pytest
 
@@ -109,6 +112,32 @@ def _flower(port: int, path: str) -> dict:
         raise
 
 
+def _training_progress_in_flower(client: Client, port: int, data_root: Path) -> None:
+    """A training search reports each trial on its runner task, where Flower shows it."""
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=400)
+    table = pd.DataFrame({"x": x + rng.normal(size=400), "label": (x > 0).astype(int)})
+    path = data_root / f"flower-{uuid.uuid4().hex[:6]}.csv"
+    table.to_csv(path, index=False)
+    dataset = client.submit("ingest_dataset", {"uri": path.name, "name": path.stem}).wait(60)
+    config = {
+        "model_name": "flower",
+        "model_type": "lead_scoring",
+        "optimization": {"n_trials": 25, "families": ["logistic_regression"]},
+    }
+    handle = client.submit_train(dataset["dataset_id"], config)
+    lines: set[str] = set()
+
+    def two_trial_lines() -> bool:
+        info = _flower(port, f"/api/task/info/{handle.id}-runner-0")
+        if info.get("state") == "PROGRESS" and str(info.get("result", "")).startswith("trial "):
+            lines.add(info["result"])
+        return len(lines) >= 2
+
+    eventually(two_trial_lines, timeout=120, interval=0.1, what="two trial lines in Flower")
+    assert handle.wait(300, progress=False)["version"]
+
+
 def test_stack_shows_progress_in_flower_and_stops_cleanly(
     service_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -154,6 +183,7 @@ def test_stack_shows_progress_in_flower_and_stops_cleanly(
                 what="final state",
             )
             assert "SUCCEEDED" in final["result"]
+            _training_progress_in_flower(client, port, Path(service_env["CIPML_DATA_ROOTS"]))
         stack.send_signal(signal.SIGTERM)
         output, _ = stack.communicate(timeout=60)
         assert "cipml stack: stopping" in output

@@ -26,7 +26,8 @@ def test_embedded_defaults_need_no_server(tmp_path: Path) -> None:
     assert settings.broker == "filesystem://"
     assert settings.backend == f"file://{home}/broker/results"
     assert settings.database == f"sqlite:///{home}/cipml.sqlite"
-    assert settings.optuna_storage == settings.database
+    # Optuna keeps its own alembic_version: never the job database's file.
+    assert settings.optuna_storage == f"sqlite:///{home}/optuna.sqlite"
     assert settings.artifacts == str(home / "artifacts")
     options = settings.broker_transport_options()
     assert options["data_folder_in"] == options["data_folder_out"] == str(home / "broker/queue")
@@ -40,7 +41,12 @@ def test_distributed_urls_and_redis_redelivery_options(monkeypatch: pytest.Monke
     settings = Settings()
     assert not settings.embedded
     assert settings.backend == settings.broker
-    assert settings.optuna_storage == "postgresql+psycopg://u:pw@db/cip"
+    # ... nor its schema: an `optuna` schema of the same database.
+    assert settings.optuna_storage == (
+        "postgresql+psycopg://u:pw@db/cip?options=-csearch_path%3Doptuna"
+    )
+    monkeypatch.setenv("CIPML_OPTUNA_STORAGE_URL", "postgresql+psycopg://u:pw@db/optuna")
+    assert Settings().optuna_storage == "postgresql+psycopg://u:pw@db/optuna"
     # longest default hard limit is 1900 s, plus 300 s of margin
     assert settings.visibility_timeout == 2200
     options = settings.broker_transport_options()
