@@ -109,7 +109,12 @@ def test_training_runs_one_trial_at_a_time_on_sqlite(
     assert result["training"]["trials"] == {"COMPLETE": 4}
     assert result["training"]["claims"]["done"] == 4
     assert result["training"]["runners"] == 1  # 2 asked for: SQLite runs one at a time
-    study = optuna.load_study(
-        study_name=result["study_name"], storage=f"sqlite:///{home / 'optuna.sqlite'}"
-    )
+    storage = f"sqlite:///{home / 'optuna.sqlite'}"
+    study = optuna.load_study(study_name=result["study_name"], storage=storage)
     assert len(study.trials) == 4
+    # The grid strategy: the 4 logistic-regression presets, each once.
+    grid = {**config, "optimization": {**config["optimization"], "strategy": "grid"}}
+    result = client.submit_train(dataset["dataset_id"], grid).wait(300, progress=False)
+    assert result["version"] == "1.0.1"
+    study = optuna.load_study(study_name=result["study_name"], storage=storage)
+    assert sorted(t.params["preset"] for t in study.trials) == [0, 1, 2, 3]
