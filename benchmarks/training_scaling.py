@@ -18,17 +18,24 @@ churn features (untimed), exports the feature table from the artifact store, and
   - in memory, 1 process, threads capped at 1 (the cap the service gives, see below);
   - PostgreSQL (schema ``optuna_alone``, a new study per run), 1 process: default threads,
     capped at 2 (all cores) and capped at 1;
-  - PostgreSQL, 2 processes x trials/2, each capped at 1 thread (threadpoolctl);
+  - PostgreSQL, 2 processes x trials/2, each capped at 1 thread (threadpoolctl): its own
+    TPE study, and (unless ``--no-fixed``) the 1-process cap-1 run's configurations,
+    enqueued in order (``study.enqueue_trial``), so the same work is timed on 1 and 2
+    processes (the TPE studies of 1 and 2 processes sample different configurations,
+    whose cost differs several-fold);
   - optionally (``--oversubscribed-trials``, default 4; 0 skips) 2 processes with default
     threads for a few trials only: the OpenMP oversubscription the thread caps avoid.
 
 * **Through the service**: ``train`` jobs with ``parallelism`` 1 and 2, each with exactly
   that many fresh ``cipml worker -Q trials -c 1`` processes (separate workers, started and
-  pinged before the submit, stopped after the job), after an untimed 2-trial warm-up job.
-  The search phase is the coordinator's ``fanned_out`` event to the last trial claim's
-  ``ended_at`` (``trial_claims``); also the whole job (before ``submit()`` → result seen
-  on Redis) and finalize. Checked: exactly n COMPLETE trials in the Optuna study (study
-  name = job id) and n ``done`` claims.
+  pinged before the submit, stopped after the job), after an untimed 2-trial warm-up job;
+  then (unless ``--no-fixed``) parallelism 2 on the P=1 run's configurations: the study
+  (name = job id) is created before the submit with them enqueued, the coordinator loads
+  it and the runners' ``optimize()`` takes them in order. The search phase is the
+  coordinator's ``fanned_out`` event to the last trial claim's ``ended_at``
+  (``trial_claims``); also the whole job (before ``submit()`` → result seen on Redis) and
+  finalize. Checked: exactly n COMPLETE trials in the Optuna study (study name = job id)
+  and n ``done`` claims.
 
 Per-trial overhead of the service: per claim, (``ended_at - claimed_at``) minus the Optuna
 trial's own duration (``datetime_complete - datetime_start``), and the gap between a
@@ -44,6 +51,11 @@ stopped, child processes ended, the database dropped and the Redis db flushed. R
 repository root::
 
     .venv/bin/python -m benchmarks.training_scaling [--trials 40] [--output FILE]
+
+A 40-trial single-process run takes about 10 minutes here (a trial is ≈ 15 s of one core),
+so a full run takes well over an hour. Before each run it waits (``--quiet-wait``) until the
+machine is idle (``--quiet-cores``), and it reports the CPU other processes used during
+each run: on 2 cores, foreign load changes everything measured here.
 """
 
 from __future__ import annotations
@@ -98,7 +110,7 @@ from storage.artifact_store import ArtifactStore
 from workers.demo import BUNDLED, churn_features_params
 from workers.settings import Settings
 from workers.training.inputs import prepare_binary
-from workers.training.objective import Strategy, make_objective, make_sampler
+from workers.training.objective import Strategy, make_objective, make_pruner, make_sampler
 
 ROOT = Path(__file__).resolve().parent.parent
 FAMILIES = ["hist_gradient_boosting"]
@@ -116,6 +128,8 @@ COORDINATOR_NAME = "bench-train"
 TRIALS_NAME = "bench-trials"
 WARMUP_TRIALS = 2
 
+COMPLETE = optuna.trial.TrialState.COMPLETE
+
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
@@ -126,7 +140,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 class Options:
     trials: int
     oversubscribed_trials: int
-    replay: bool
+    fixed: bool
     quiet_cores: float
     quiet_wait: float
     redis_url: str
@@ -154,9 +168,9 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         help="trials of the 2-process run with default threads (default 4; 0 skips it)",
     )
     parser.add_argument(
-        "--no-replay",
+        "--no-fixed",
         action="store_true",
-        help="skip replaying the P=2 study's configurations in one process",
+        help="skip the 2-process / 2-worker runs of the 1-process run's configurations",
     )
     parser.add_argument(
         "--quiet-cores",
@@ -198,7 +212,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     return Options(
         trials=args.trials,
         oversubscribed_trials=args.oversubscribed_trials,
-        replay=not args.no_replay,
+        fixed=not args.no_fixed,
         quiet_cores=args.quiet_cores,
         quiet_wait=args.quiet_wait,
         redis_url=args.redis_url,
@@ -312,10 +326,7 @@ class AloneSpec:
     processes: int
     trials: int  # in all, split evenly over the processes
     threads: int | None  # threadpoolctl cap; None = the libraries' defaults
-
-    @property
-    def threads_label(self) -> str:
-        return "default threads" if self.threads is None else f"cap {self.threads}"
+    fixed: bool = False  # runs the configurations of another run (enqueued), not TPE's own
 
 
 @dataclass(frozen=True)
@@ -327,8 +338,8 @@ class AloneRun:
     optimize_s: list[float]  # per process, wall of its optimize() call
     openmp_threads: list[int]  # per process, OpenMP threads inside the cap
     complete: int
-    params: list[dict[str, Any]]  # trials in number order (1 process only)
-    values: list[float]
+    params: list[dict[str, Any]]  # trials in number order
+    values: list[float | None]
     load: Load
     waited: tuple[float, float]  # wait_for_quiet before the run
 
@@ -351,7 +362,7 @@ def _alone_child(
     out: Any,
 ) -> None:
     """One Optuna-alone process: prepare the data, wait for the go, optimize, report.
-    ``enqueue``: fixed configurations to run first, in order (a replay)."""
+    ``enqueue``: configurations to run first, in order (in-memory studies)."""
     try:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         frame = pd.read_parquet(table)
@@ -368,11 +379,16 @@ def _alone_child(
             data, families=FAMILIES, strategy=STRATEGY, folds=FOLDS, metric=METRIC, seed=SEED
         )
         sampler = make_sampler(STRATEGY, FAMILIES, sampler_seed)
+        # The job asks for no pruner, so its runners use make_pruner(None): no pruning
+        # (Optuna's own default would be a MedianPruner).
+        pruner = make_pruner(None, FOLDS)
         if storage_url is None:
-            study = optuna.create_study(direction="maximize", sampler=sampler)
+            study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
         else:
             storage = optuna.storages.RDBStorage(storage_url)
-            study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler)
+            study = optuna.load_study(
+                study_name=study_name, storage=storage, sampler=sampler, pruner=pruner
+            )
         for params in enqueue:
             study.enqueue_trial(params)
         spent: list[float] = []
@@ -402,7 +418,7 @@ def _alone_child(
                 "objective": spent,
                 "openmp": max(omp) if omp else 0,
                 "params": [t.params for t in done],
-                "values": [t.value for t in done],
+                "values": [t.value if t.state == COMPLETE else None for t in done],
             }
         )
     except BaseException:
@@ -421,11 +437,14 @@ def run_alone(
     study_name = f"alone-{uuid.uuid4().hex[:12]}"
     storage_url = None if spec.storage == "memory" else pg_url
     if storage_url is not None:
-        optuna.create_study(
+        study = optuna.create_study(
             study_name=study_name,
             storage=optuna.storages.RDBStorage(storage_url),
             direction="maximize",
         )
+        for config in enqueue:  # WAITING trials: each process pops the oldest next
+            study.enqueue_trial(config)
+        enqueue = ()
     ready, out, go = ctx.Queue(), ctx.Queue(), ctx.Event()
     each = spec.trials // spec.processes
     procs = [
@@ -483,8 +502,7 @@ def run_alone(
             if proc.is_alive():
                 proc.kill()
                 proc.join(timeout=5)
-    complete = _count_complete(storage_url, study_name, results)
-    one = results[0] if spec.processes == 1 else None
+    params, values = _trials_of(storage_url, study_name, results)
     return AloneRun(
         spec=spec,
         wall_s=max(r["end"] for r in results) - min(r["start"] for r in results),
@@ -492,9 +510,9 @@ def run_alone(
         objective_s=[s for r in results for s in r["objective"]],
         optimize_s=[r["end"] - r["start"] for r in results],
         openmp_threads=[r["openmp"] for r in results],
-        complete=complete,
-        params=one["params"] if one else [],
-        values=one["values"] if one else [],
+        complete=sum(1 for v in values if v is not None),
+        params=params,
+        values=values,
         load=Load(seconds, busy1 - busy0, sum(r["cpu"] for r in results), steal1 - steal0),
         waited=waited,
     )
@@ -512,15 +530,26 @@ def _check_children(procs: Sequence[Any], out: Any, deadline: float) -> None:
         raise BenchmarkError("an Optuna-alone run did not finish in time")
 
 
-def _count_complete(
+def _trials_of(
     storage_url: str | None, study_name: str, results: Sequence[dict[str, Any]]
-) -> int:
+) -> tuple[list[dict[str, Any]], list[float | None]]:
+    """Params and values (None unless COMPLETE) of every trial of the run, by number."""
     if storage_url is None:
-        return sum(1 for r in results for v in r["values"] if v is not None)
+        return list(results[0]["params"]), list(results[0]["values"])
     study = optuna.load_study(
         study_name=study_name, storage=optuna.storages.RDBStorage(storage_url)
     )
-    return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+    trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    return [t.params for t in trials], [t.value if t.state == COMPLETE else None for t in trials]
+
+
+def workload(params: Sequence[dict[str, Any]]) -> str:
+    """What the trials asked of the machine: mean boosting iterations and leaves per tree."""
+    iters = [int(p["hgb_max_iter"]) for p in params if "hgb_max_iter" in p]
+    leaves = [int(p["hgb_max_leaf_nodes"]) for p in params if "hgb_max_leaf_nodes" in p]
+    if not iters or not leaves:
+        return "-"
+    return f"{statistics.mean(iters):.0f} / {statistics.mean(leaves):.0f}"
 
 
 MEMORY = "Optuna alone, in memory, 1 process"
@@ -528,6 +557,7 @@ PG_DEFAULT = "Optuna alone, 1 process, default threads"
 PG_CAP2 = "Optuna alone, 1 process, cap 2"
 PG_CAP1 = "Optuna alone, 1 process, cap 1"
 PG_TWO = "Optuna alone, 2 processes, cap 1 each"
+PG_TWO_FIXED = "Optuna alone, 2 processes, cap 1 each, the cap-1 run's configurations"
 PG_OVER = "Optuna alone, 2 processes, default threads (note)"
 
 
@@ -544,8 +574,8 @@ def alone_specs(trials: int, oversubscribed: int) -> list[AloneSpec]:
     return specs
 
 
-def replay_spec(trials: int) -> AloneSpec:
-    return AloneSpec("P=2's configurations replayed, 1 process", "memory", 1, trials, 1)
+def fixed_spec(trials: int) -> AloneSpec:
+    return AloneSpec(PG_TWO_FIXED, "postgresql", 2, trials, 1, fixed=True)
 
 
 # ---------------------------------------------------------------------- the service
@@ -586,6 +616,7 @@ class ServiceRun:
     load: Load | None = None  # over the search: machine, ours (every worker process)
     pool_cpu_s: float = 0.0  # the trial workers' pool processes, over the search
     waited: tuple[float, float] = (0.0, 0.0)
+    fixed: bool = False  # ran enqueued configurations (another run's), not TPE's own
     result: dict[str, Any] = field(default_factory=dict)
     problems: dict[str, dict[str, int]] = field(default_factory=dict)
 
@@ -785,19 +816,37 @@ def run_job(service: Service, job_type: str, params: dict[str, Any]) -> dict[str
 
 
 def run_train(
-    service: Service, dataset_id: int, trials: int, parallelism: int, options: Options
+    service: Service,
+    dataset_id: int,
+    trials: int,
+    parallelism: int,
+    options: Options,
+    enqueue: Sequence[dict[str, Any]] = (),
 ) -> ServiceRun:
+    """One train job with ``parallelism`` fresh trial workers. With ``enqueue``, the job's
+    study is created first (the coordinator loads a study that exists) with those
+    configurations as WAITING trials, which the runners' ``optimize()`` takes in order."""
     service.start_trial_workers(parallelism)
     layout = "; ".join(w.layout() for w in service.trial_workers)
     registered = registered_processes(service.registry)
+    job_id = uuid.uuid4().hex
+    if enqueue:
+        study = optuna.create_study(
+            study_name=job_id,
+            storage=optuna.storages.RDBStorage(service.optuna_url),
+            direction="maximize",
+        )
+        for params in enqueue:
+            study.enqueue_trial(params)
     waited = wait_for_quiet(options.quiet_cores, options.quiet_wait)
     workers = [service.coordinator, *service.trial_workers]
+    params = train_params(dataset_id, trials, parallelism)
     with (
         CpuSampler(lambda: tree_cpu(workers)) as sampler,
         CpuSampler(lambda: pool_cpu(service.trial_workers)) as pools,
     ):
         submit_t = time.time()
-        handle = service.client.submit("train", train_params(dataset_id, trials, parallelism))
+        handle = service.client.submit("train", params, job_id=job_id)
         arrival = service.watcher.wait(handle.id, service.timeout)
     outcome = arrival.result if isinstance(arrival.result, dict) else {}
     if outcome.get("status") != "SUCCEEDED":
@@ -809,6 +858,7 @@ def run_train(
     run.load = sampler.window(run.fanned_out, run.last_end)
     run.pool_cpu_s = pools.window(run.fanned_out, run.last_end).ours_s
     run.waited = waited
+    run.fixed = bool(enqueue)
     run.result = result
     run.problems = problems
     return run
@@ -1036,7 +1086,14 @@ class Report:
 class Measured:
     alone: list[AloneRun]
     service: list[ServiceRun]
-    replay: AloneRun | None
+
+
+def _job_label(job: ServiceRun) -> str:
+    return f"P={job.parallelism}" + (", P=1's configurations" if job.fixed else "")
+
+
+def _verdict(ratio: float) -> str:
+    return "**met**" if ratio >= TARGET_RATIO else "**not met**"
 
 
 def build_report(
@@ -1051,7 +1108,7 @@ def build_report(
     n = options.trials
     command = shlex.join(["python", "-m", "benchmarks.training_scaling", *sys.argv[1:]])
     features = prepared["features"]
-    alone, service, replay = measured.alone, measured.service, measured.replay
+    alone, service = measured.alone, measured.service
     out = [
         *report_header(started, command, machine, *loads),
         "",
@@ -1061,7 +1118,9 @@ def build_report(
             f"`{FAMILIES[0]}` only, {STRATEGY} (TPE, constant liar), {FOLDS}-fold stratified "
             f"CV, {METRIC}, holdout {HOLDOUT}, seed {SEED}, {n} trials. Sampler seed of "
             f"process / runner k: {SEED} + {RUNNER_SEED_STEP} x (k + 1), as the service's "
-            "runners use."
+            "runners use. Runs marked *configurations of ...* do not sample: they run another "
+            "run's configurations, enqueued in order (`study.enqueue_trial`), so the same work "
+            "is timed on 1 and on 2 processes."
         ),
         "",
         (
@@ -1074,12 +1133,12 @@ def build_report(
         "",
         (
             "| run | storage | processes x threads | trials (COMPLETE) | wall s | s / trial "
-            "| trial busy s (sum) | our CPU s | our CPU / wall | other processes (cores) "
-            "| waited for quiet (cores before) |"
+            "| trial busy s (sum) | mean max_iter / leaves | our CPU / wall "
+            "| other processes (cores) | waited for quiet (cores before) |"
         ),
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for solo in [*alone, *([replay] if replay else [])]:
+    for solo in alone:
         spec = solo.spec
         threads = "default" if spec.threads is None else f"cap {spec.threads}"
         omp = "/".join(map(str, solo.openmp_threads))
@@ -1087,7 +1146,7 @@ def build_report(
             f"| {spec.label} | {spec.storage} | {spec.processes} x {threads} (OpenMP {omp}) "
             f"| {spec.trials} ({solo.complete}) | {solo.wall_s:.2f} "
             f"| {solo.wall_s / spec.trials:.3f} | {sum(solo.objective_s):.1f} "
-            f"| {solo.load.ours_s:.1f} | {solo.load.ours_s / solo.wall_s:.2f} "
+            f"| {workload(solo.params)} | {solo.load.ours_s / solo.wall_s:.2f} "
             f"| {solo.load.other_cores:.2f} | {_wait_note(solo.waited)} |"
         )
     cores = os.cpu_count() or 1
@@ -1096,11 +1155,12 @@ def build_report(
         load = job.load
         assert load is not None
         out.append(
-            f"| **service P={job.parallelism}** (search) | postgresql "
+            f"| **service {_job_label(job)}** (search) | postgresql "
             f"| {job.parallelism} x auto = {auto} ({job.registered} registered) "
             f"| {n} ({job.complete}) | **{job.search_s:.2f}** | {job.search_s / n:.3f} "
-            f"| {sum(job.trial_s):.1f} | {load.ours_s:.1f} | {load.ours_s / job.search_s:.2f} "
-            f"| {load.other_cores:.2f} | {_wait_note(job.waited)} |"
+            f"| {sum(job.trial_s):.1f} | {workload([t.params for t in job.trials])} "
+            f"| {load.ours_s / job.search_s:.2f} | {load.other_cores:.2f} "
+            f"| {_wait_note(job.waited)} |"
         )
     out += [
         "",
@@ -1110,7 +1170,8 @@ def build_report(
             "`fanned_out` event to the last trial claim's `ended_at`. Trial busy s: Optuna "
             "alone, time inside the objective (CV fits, `trial.report`, user attrs), summed "
             "over processes; service, the Optuna trials' `datetime_complete - datetime_start` "
-            "(TPE sampling included). Our CPU: Optuna alone, the processes' own CPU time during "
+            "(TPE sampling included). Mean max_iter / leaves: of the configurations run (the "
+            "work a trial asks for). Our CPU: Optuna alone, the processes' own CPU time during "
             "`optimize()`; service, every process of the coordinator and trial workers over "
             "the search. Other processes: the machine's busy CPU minus ours over the same "
             "stretch (PostgreSQL, Redis and anything else running). Threads: the threadpoolctl "
@@ -1123,49 +1184,60 @@ def build_report(
     ]
     by_label = {r.spec.label: r for r in alone}
     s1 = next((r for r in service if r.parallelism == 1), None)
-    s2 = next((r for r in service if r.parallelism == 2), None)
-    one = by_label.get(PG_DEFAULT)
-    one_c1 = by_label.get(PG_CAP1)
-    one_c2 = by_label.get(PG_CAP2)
-    two = by_label.get(PG_TWO)
+    s2 = next((r for r in service if r.parallelism == 2 and not r.fixed), None)
+    s2f = next((r for r in service if r.parallelism == 2 and r.fixed), None)
+    one, one_c1, one_c2 = by_label.get(PG_DEFAULT), by_label.get(PG_CAP1), by_label.get(PG_CAP2)
+    two, two_fixed = by_label.get(PG_TWO), by_label.get(PG_TWO_FIXED)
     mem = by_label.get(MEMORY)
     met = False
     if s1 is not None and s2 is not None:
         ratio = s1.search_s / s2.search_s
         met = ratio >= TARGET_RATIO and all(r.complete == n for r in (s1, s2))
-        verdict = "**met**" if met else "**not met**"
         out.append(
-            f"* **Service, 2 trial workers vs 1** (search phase): {s1.search_s:.2f} s / "
-            f"{s2.search_s:.2f} s = **{ratio:.2f}x** (target >= {TARGET_RATIO}x: {verdict}); "
-            f"first claim → last end {s1.claims_s / s2.claims_s:.2f}x; whole job "
-            f"(submit → result seen) {s1.whole_s:.2f} s / {s2.whole_s:.2f} s = "
-            f"{s1.whole_s / s2.whole_s:.2f}x."
+            f"* **Service, 2 trial workers vs 1, the same TPE study** (search phase): "
+            f"{s1.search_s:.2f} s / {s2.search_s:.2f} s = **{ratio:.2f}x** (target >= "
+            f"{TARGET_RATIO}x: {_verdict(ratio)}); first claim → last end "
+            f"{s1.claims_s / s2.claims_s:.2f}x; whole job (submit → result seen) "
+            f"{s1.whole_s:.2f} s / {s2.whole_s:.2f} s = {s1.whole_s / s2.whole_s:.2f}x. "
+            f"The two searches sampled different configurations (the second runner's seed, "
+            f"the interleaving): mean max_iter / leaves {workload([t.params for t in s1.trials])}"
+            f" against {workload([t.params for t in s2.trials])}, trial busy time "
+            f"{sum(s1.trial_s):.1f} s against {sum(s2.trial_s):.1f} s."
         )
-        busy1, busy2 = sum(s1.trial_s), sum(s2.trial_s)
+    if s1 is not None and s2f is not None:
+        ratio = s1.search_s / s2f.search_s
+        same = sorted(map(repr, (t.params for t in s1.trials))) == sorted(
+            map(repr, (t.params for t in s2f.trials))
+        )
         out.append(
-            f"* The two searches ran different configurations (the runners' seeds and the "
-            f"interleaving differ): trial busy time {busy1:.1f} s (P=1) and {busy2:.1f} s "
-            f"(P=2, two at a time). Busy share of the runners' search time: P=1 "
-            f"{busy1 / s1.search_s:.0%}, P=2 {busy2 / (2 * s2.search_s):.0%}."
+            f"* **Service, 2 trial workers vs 1, the same {n} configurations** (P=1's, "
+            f"enqueued; {'checked the same' if same else '**not the same set**'}): "
+            f"{s1.search_s:.2f} s / {s2f.search_s:.2f} s = **{ratio:.2f}x** (>= "
+            f"{TARGET_RATIO}x: {_verdict(ratio)}); whole job {s1.whole_s / s2f.whole_s:.2f}x."
         )
-        if replay is not None:
-            out.append(
-                f"* Same work: P=2's {n} configurations replayed in one process (in memory, "
-                f"cap 1) take {replay.wall_s:.2f} s; against the P=2 search that is "
-                f"**{replay.wall_s / s2.search_s:.2f}x** (P=1's configurations in one process, "
-                "cap 1: the PostgreSQL cap-1 row"
-                + (f", {one_c1.wall_s / s1.search_s:.2f}x the service P=1" if one_c1 else "")
-                + ")."
-            )
     if one and two:
         against = [("default threads", one), ("cap 2", one_c2), ("cap 1", one_c1)]
         out.append(
-            f"* **Optuna alone, 2 processes capped at 1 thread** ({two.wall_s:.2f} s) vs 1 "
-            "process: "
+            f"* Optuna alone, 2 processes capped at 1 thread, own TPE study ({two.wall_s:.2f} s) "
+            "vs 1 process: "
             + ", ".join(
-                f"**{r.wall_s / two.wall_s:.2f}x** against {name} ({r.wall_s:.2f} s)"
+                f"{r.wall_s / two.wall_s:.2f}x against {name} ({r.wall_s:.2f} s)"
                 for name, r in against
                 if r is not None
+            )
+            + f"; mean max_iter / leaves {workload(two.params)} against "
+            f"{workload(one_c1.params) if one_c1 else '-'} (1 process, cap 1)."
+        )
+    if two_fixed is not None and one_c1 is not None:
+        out.append(
+            f"* **Optuna alone, 2 processes capped at 1 thread, the same {n} configurations** "
+            f"as the 1-process cap-1 run: {one_c1.wall_s:.2f} s / {two_fixed.wall_s:.2f} s = "
+            f"**{one_c1.wall_s / two_fixed.wall_s:.2f}x**"
+            + (
+                f"; against 1 process with default threads {one.wall_s / two_fixed.wall_s:.2f}x"
+                f" (its own, different configurations)"
+                if one
+                else ""
             )
             + "."
         )
@@ -1204,7 +1276,7 @@ def build_report(
             ready = job.fan_in_ready
             starts = ", ".join(f"{x:.2f}" for x in job.runner_start_s())
             out.append(
-                f"| P={job.parallelism} | {job.job['started'] - job.submit_t:.3f} "
+                f"| {_job_label(job)} | {job.job['started'] - job.submit_t:.3f} "
                 f"| {job.fanned_out - job.job['started']:.2f} | {starts} | {job.search_s:.2f} "
                 f"| {job.tail_idle_s():.2f} "
                 f"| {_f(ready - job.last_end if ready else None)} "
@@ -1231,7 +1303,7 @@ def build_report(
                 else "-"
             )
             out.append(
-                f"| P={job.parallelism} | {per_runner} | {_ms(job.trial_s)} | {_ms(inside)} "
+                f"| {_job_label(job)} | {per_runner} | {_ms(job.trial_s)} | {_ms(inside)} "
                 f"| {_ms(gaps)} | {total:.0f} | {crude} |"
             )
         own = [
@@ -1246,7 +1318,7 @@ def build_report(
                 "objective: " + "; ".join(own) + ". In the service that cost is inside the "
                 "trial duration; the service's own cost per trial is the claim span beyond the "
                 "trial plus the gap to the runner's next claim. The last column is the crude "
-                "figure (it mixes in the different configurations and, for P=2, contention)."
+                "figure (it mixes in different configurations and, for P=2, contention)."
             ),
         ]
         if s1 is not None and one_c1 is not None and mem is not None:
@@ -1259,22 +1331,21 @@ def build_report(
                     f"against {per_mem:.3f} s in memory and {per_pg:.3f} s on PostgreSQL alone "
                     f"(1 process, cap 1, as the service runs): "
                     f"{1000 * (per_s1 - per_mem):+.0f} ms and {1000 * (per_s1 - per_pg):+.0f} "
-                    "ms per trial (like for like only where the configurations are the same, "
-                    "see above)."
+                    "ms per trial (like for like where the configurations are the same, see "
+                    "above)."
                 ),
             ]
     out += [
         "",
         "* Runs: "
         + "; ".join(
-            f"P={r.parallelism}: job {r.job_id}, {len(r.done_claims)} done claims of "
+            f"{_job_label(r)}: job {r.job_id}, {len(r.done_claims)} done claims of "
             f"{len(r.claims)}, {r.complete} COMPLETE trials of {len(r.trials)}, model version "
             f"{r.result.get('version', '?')}"
             for r in service
         )
         + ".",
-        "* Trial worker processes: "
-        + " | ".join(f"P={r.parallelism}: {r.layout}" for r in service),
+        "* Trial worker processes: " + " | ".join(f"{_job_label(r)}: {r.layout}" for r in service),
         f"* Worker logs: {logs}.",
     ]
     return Report("\n".join(out) + "\n", met)
@@ -1314,10 +1385,21 @@ def run(options: Options) -> Report:
                 log(f"Optuna alone: {spec.label}, {spec.trials} trials")
                 alone.append(run_alone(spec, table, pg_url, options))
                 log(f"  {alone[-1].wall_s:.2f} s")
+                if spec.label == PG_TWO and options.fixed:
+                    reference = next(r for r in alone if r.spec.label == PG_CAP1)
+                    fixed = fixed_spec(options.trials)
+                    log(f"Optuna alone: {fixed.label}")
+                    alone.append(run_alone(fixed, table, pg_url, options, reference.params))
+                    log(f"  {alone[-1].wall_s:.2f} s")
             runs = []
             for parallelism in (1, 2):
                 log(f"service: parallelism {parallelism}, {options.trials} trials")
                 runs.append(run_train(service, dataset_id, options.trials, parallelism, options))
+                log(f"  search {runs[-1].search_s:.2f} s, whole job {runs[-1].whole_s:.2f} s")
+            if options.fixed:
+                log("service: parallelism 2, the P=1 run's configurations")
+                configs = [t.params for t in runs[0].trials if t.state == "COMPLETE"]
+                runs.append(run_train(service, dataset_id, options.trials, 2, options, configs))
                 log(f"  search {runs[-1].search_s:.2f} s, whole job {runs[-1].whole_s:.2f} s")
             for run_ in runs:
                 if run_.complete != options.trials or len(run_.done_claims) != options.trials:
@@ -1325,12 +1407,6 @@ def run(options: Options) -> Report:
                         f"job {run_.job_id}: {run_.complete} COMPLETE trials and "
                         f"{len(run_.done_claims)} done claims, not {options.trials}"
                     )
-            replayed = None
-            if options.replay:
-                log(f"replay: the P=2 study's {options.trials} configurations in one process")
-                configs = [t.params for t in runs[-1].trials if t.state == "COMPLETE"]
-                replayed = run_alone(replay_spec(options.trials), table, pg_url, options, configs)
-                log(f"  {replayed.wall_s:.2f} s")
             load_after = load_average()
             problems = {COORDINATOR_NAME: log_problems(service.coordinator)}
             for run_ in runs:
@@ -1341,7 +1417,7 @@ def run(options: Options) -> Report:
                 started,
                 (load_before, load_after),
                 prepared,
-                Measured(alone, runs, replayed),
+                Measured(alone, runs),
                 _log_summary(problems),
             )
     finally:
