@@ -1,27 +1,103 @@
-"""Params of the ``train`` job (docs/training.md): what to fit, how to search, how to validate."""
+"""Params of the ``train`` job (docs/training.md): what to fit, how to search, how to validate.
+
+Five model types solve four problems: churn and lead_scoring are binary classification,
+journey_prediction multiclass, clv regression and segmentation clustering. Defaults that
+depend on the problem (families, metric, validation strategy) are left None in a request
+and resolved here, so a stored job's params always say what ran.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
+from api_client.feature_params import Duration
 from api_client.strict import ColumnName, StrictModel
 
-ModelType = Literal["churn", "lead_scoring"]
-Family = Literal["logistic_regression", "random_forest", "extra_trees", "hist_gradient_boosting"]
-MetricName = Literal["roc_auc", "pr_auc", "log_loss", "brier", "accuracy", "f1"]
+ModelType = Literal["churn", "lead_scoring", "journey_prediction", "clv", "segmentation"]
+Problem = Literal["binary", "multiclass", "regression", "clustering"]
+Family = Literal[
+    "logistic_regression",
+    "random_forest",
+    "extra_trees",
+    "hist_gradient_boosting",
+    "ridge",
+    "tweedie",
+    "kmeans",
+    "minibatch_kmeans",
+    "gaussian_mixture",
+]
+MetricName = Literal[
+    "roc_auc",
+    "pr_auc",
+    "log_loss",
+    "brier",
+    "accuracy",
+    "f1",
+    "macro_f1",
+    "balanced_accuracy",
+    "rmse",
+    "mae",
+    "r2",
+    "spearman",
+    "silhouette",
+]
+ValidationStrategy = Literal["stratified_cv", "kfold", "time_series"]
+SelectionMethod = Literal["none", "tree_importance", "correlation", "mutual_info"]
+Scaling = Literal["standard", "robust", "none"]
+Encoding = Literal["onehot", "ordinal"]
+EnsembleMethod = Literal["voting", "stacking"]
 ModelName = Annotated[
     str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 ]
 
-BINARY_MODEL_TYPES = ("churn", "lead_scoring")
-FAMILIES: tuple[Family, ...] = (
+PROBLEM_OF: dict[str, Problem] = {
+    "churn": "binary",
+    "lead_scoring": "binary",
+    "journey_prediction": "multiclass",
+    "clv": "regression",
+    "segmentation": "clustering",
+}
+BINARY_MODEL_TYPES = tuple(t for t, p in PROBLEM_OF.items() if p == "binary")
+CLASSIFIER_FAMILIES: tuple[Family, ...] = (
     "logistic_regression",
     "random_forest",
     "extra_trees",
     "hist_gradient_boosting",
 )
+FAMILIES_OF: dict[Problem, tuple[Family, ...]] = {
+    "binary": CLASSIFIER_FAMILIES,
+    "multiclass": CLASSIFIER_FAMILIES,
+    "regression": ("ridge", "random_forest", "extra_trees", "hist_gradient_boosting", "tweedie"),
+    "clustering": ("kmeans", "minibatch_kmeans", "gaussian_mixture"),
+}
+DEFAULT_FAMILIES: dict[Problem, tuple[Family, ...]] = {
+    "binary": CLASSIFIER_FAMILIES,
+    # random forest is the baseline journey model; boosting and a linear model beside it
+    "multiclass": ("random_forest", "hist_gradient_boosting", "logistic_regression"),
+    "regression": ("ridge", "random_forest", "hist_gradient_boosting", "tweedie"),
+    "clustering": ("kmeans", "minibatch_kmeans", "gaussian_mixture"),
+}
+FAMILIES = CLASSIFIER_FAMILIES  # the binary families (kept for existing callers)
+METRICS_OF: dict[Problem, tuple[MetricName, ...]] = {
+    "binary": ("roc_auc", "pr_auc", "log_loss", "brier", "accuracy", "f1"),
+    "multiclass": ("log_loss", "macro_f1", "accuracy", "balanced_accuracy"),
+    "regression": ("rmse", "mae", "r2", "spearman"),
+    "clustering": ("silhouette",),
+}
+DEFAULT_METRIC: dict[Problem, MetricName] = {
+    "binary": "roc_auc",
+    "multiclass": "log_loss",
+    "regression": "rmse",
+    "clustering": "silhouette",
+}
+DEFAULT_VALIDATION: dict[Problem, ValidationStrategy] = {
+    "binary": "stratified_cv",
+    "multiclass": "stratified_cv",
+    "regression": "kfold",
+    "clustering": "kfold",
+}
 
 
 class Optimization(StrictModel):
@@ -55,21 +131,111 @@ class Optimization(StrictModel):
     pruner: Literal["median", "hyperband"] | None = Field(
         None, description="stop unpromising trials fold by fold"
     )
-    metric: MetricName = Field("roc_auc", description="what the search optimises, on CV")
-    families: list[Family] = Field(
-        default_factory=lambda: list(FAMILIES),
+    metric: MetricName | None = Field(
+        None,
+        description=(
+            "what the search optimises, on CV; default roc_auc (binary), log_loss "
+            "(multiclass), rmse (regression), silhouette (segmentation)"
+        ),
+    )
+    families: list[Family] | None = Field(
+        None,
         min_length=1,
-        description="estimator families the search may choose from",
+        description="estimator families the search may choose from; default: the model type's",
     )
 
 
+class Preprocessing(StrictModel):
+    """Preprocessing choices the search explores, each a list (one element fixes it). All
+    of it is fitted inside the CV folds and saved in the one pipeline artifact."""
+
+    scaling: list[Scaling] = Field(
+        default_factory=lambda: list[Scaling](["standard", "robust"]),
+        min_length=1,
+        description="numeric scaling for linear models and clustering (trees are scale-free)",
+    )
+    interactions: list[Annotated[int, Field(ge=0, le=20)]] = Field(
+        default_factory=lambda: [0, 5],
+        min_length=1,
+        description=(
+            "k: add the pairwise products of the k numeric inputs most related to the target "
+            "(0 = none); linear models only"
+        ),
+    )
+    encoding: list[Encoding] = Field(
+        default_factory=lambda: list[Encoding](["onehot", "ordinal"]),
+        min_length=1,
+        description="how text columns become numbers",
+    )
+
+
+class Selection(StrictModel):
+    """Feature selection, fitted inside every CV fold (never on the holdout)."""
+
+    method: SelectionMethod = Field(
+        "none",
+        description=(
+            "tree_importance (extra-trees impurity), correlation (univariate F-test: |r| with "
+            "the target), mutual_info; none keeps every input"
+        ),
+    )
+    max_features: int | None = Field(
+        None, ge=1, description="keep at most this many encoded features (required with a method)"
+    )
+
+    @model_validator(mode="after")
+    def _cap_with_method(self) -> Selection:
+        if self.method != "none" and self.max_features is None:
+            raise ValueError(f"selection method {self.method!r} needs max_features")
+        return self
+
+
+class Ensemble(StrictModel):
+    """Ensembles over the study's top distinct configurations, kept only when they beat the
+    single best on CV by more than its CV standard error."""
+
+    methods: list[EnsembleMethod] = Field(
+        default_factory=lambda: list[EnsembleMethod](["voting", "stacking"]),
+        description="soft voting (averaged predictions) and stacking; [] for none",
+    )
+    top_k: int = Field(3, ge=2, le=10, description="distinct configurations in an ensemble")
+
+
+class Segments(StrictModel):
+    """Segmentation: the range the number of segments is searched in, by silhouette."""
+
+    min: int = Field(2, ge=2, le=50)
+    max: int = Field(8, ge=2, le=50)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Segments:
+        if self.min > self.max:
+            raise ValueError(f"segments.min {self.min} is above segments.max {self.max}")
+        return self
+
+
 class Validation(StrictModel):
-    strategy: Literal["stratified_cv"] = Field(
-        "stratified_cv", description="how the search scores a configuration"
+    strategy: ValidationStrategy | None = Field(
+        None,
+        description=(
+            "stratified_cv, kfold, or time_series (folds ordered by the cutoff column, a gap "
+            "of the label horizon); default stratified_cv for classification, else kfold"
+        ),
     )
     folds: int = Field(5, ge=2, le=20)
     holdout: float = Field(
         0.2, gt=0, lt=0.5, description="share of rows kept out of the search, for final metrics"
+    )
+    group_by: ColumnName | None = Field(
+        None, description="a customer id column: no customer on both sides of any split"
+    )
+    cutoff_column: ColumnName = Field("cutoff", description="time_series: the rows' as-of time")
+    horizon: Duration | None = Field(
+        None,
+        description=(
+            "time_series: the label horizon (e.g. 39W); default the one build_features "
+            "recorded for the dataset"
+        ),
     )
 
 
@@ -86,8 +252,15 @@ class TrainParams(StrictModel):
 
     dataset_id: int = Field(ge=1, description="id of a registered dataset (e.g. build_features)")
     model_name: ModelName
-    model_type: ModelType = Field(description="churn and lead_scoring are binary classification")
-    target: ColumnName = "label"
+    model_type: ModelType = Field(
+        description=(
+            "churn, lead_scoring: binary; journey_prediction: multiclass; clv: regression; "
+            "segmentation: clustering"
+        )
+    )
+    target: ColumnName | None = Field(
+        None, description="the label column; default 'label'; segmentation takes none"
+    )
     exclude: list[ColumnName] = Field(
         default_factory=list, description="columns that are not model inputs (ids, cutoffs)"
     )
@@ -97,10 +270,31 @@ class TrainParams(StrictModel):
     positive_class: str | None = Field(
         None,
         description=(
-            "the target value that is the positive class; default True / 1, else the rarer one"
+            "binary: the target value that is the positive class; default True / 1, else the "
+            "rarer one"
+        ),
+    )
+    rare_classes: Literal["merge", "refuse"] = Field(
+        "merge",
+        description=(
+            "multiclass: classes too small to appear in every fold and the holdout are merged "
+            "into 'other' (or the job is refused)"
+        ),
+    )
+    baseline: list[ColumnName] | None = Field(
+        None,
+        min_length=1,
+        description=(
+            "input columns of a plain baseline (e.g. the RFM ones): default "
+            "HistGradientBoosting on them is fitted on the same split, and the result "
+            "compares it with the model on the holdout, with a paired bootstrap interval"
         ),
     )
     optimization: Optimization = Field(default_factory=Optimization)
+    preprocessing: Preprocessing = Field(default_factory=Preprocessing)
+    selection: Selection = Field(default_factory=Selection)
+    ensemble: Ensemble = Field(default_factory=Ensemble)
+    segments: Segments = Field(default_factory=Segments)
     validation: Validation = Field(default_factory=Validation)
     threshold: Threshold = Field(default_factory=Threshold)
     seed: int = Field(0, ge=0, le=2**31 - 1)
@@ -108,8 +302,103 @@ class TrainParams(StrictModel):
         None, ge=1, description="the version this one retrains (lineage)"
     )
 
+    @property
+    def problem(self) -> Problem:
+        return PROBLEM_OF[self.model_type]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_problem_defaults(cls, data: Any) -> Any:
+        """Resolve the defaults that depend on the model type (the models are frozen, so
+        this happens on the raw input); an unknown model type is left to field validation."""
+        if not isinstance(data, dict) or data.get("model_type") not in PROBLEM_OF:
+            return data
+        problem = PROBLEM_OF[data["model_type"]]
+        data = dict(data)
+        if problem != "clustering" and data.get("target") is None:
+            data["target"] = "label"
+        search = _as_dict(data.get("optimization"))
+        if search is not None:
+            if search.get("families") is None:
+                search["families"] = list(DEFAULT_FAMILIES[problem])
+            if search.get("metric") is None:
+                search["metric"] = DEFAULT_METRIC[problem]
+            data["optimization"] = search
+        validation = _as_dict(data.get("validation"))
+        if validation is not None:
+            if validation.get("strategy") is None:
+                validation["strategy"] = DEFAULT_VALIDATION[problem]
+            data["validation"] = validation
+        if problem == "clustering":
+            ensemble = _as_dict(data.get("ensemble"))
+            if ensemble is not None:
+                ensemble["methods"] = []
+                data["ensemble"] = ensemble
+        return data
+
     @model_validator(mode="after")
-    def _target_is_not_an_input(self) -> TrainParams:
+    def _fits_the_problem(self) -> TrainParams:
+        """Refuse what the model type's problem cannot do."""
+        problem = self.problem
+        search, validation = self.optimization, self.validation
+        if problem == "clustering":
+            if self.target is not None:
+                raise ValueError(
+                    f"segmentation learns without a target; remove target {self.target!r} (or "
+                    "list it in exclude to keep it out of the inputs)"
+                )
+            if self.selection.method != "none":
+                raise ValueError("segmentation has no target to select features against")
+            if validation.strategy == "time_series":
+                raise ValueError("segmentation has no label horizon; use kfold or the default")
+            if self.baseline is not None:
+                raise ValueError("segmentation has no target to compare a baseline on")
+        if self.positive_class is not None and problem != "binary":
+            raise ValueError(f"positive_class applies to binary model types, not {self.model_type}")
+        families = search.families or []
+        wrong = [f for f in families if f not in FAMILIES_OF[problem]]
+        if wrong:
+            raise ValueError(
+                f"{self.model_type} cannot use famil{'ies' if len(wrong) > 1 else 'y'} "
+                f"{', '.join(wrong)}; choose from {', '.join(FAMILIES_OF[problem])}"
+            )
+        if search.metric not in METRICS_OF[problem]:
+            raise ValueError(
+                f"metric {search.metric!r} does not apply to {self.model_type}; choose one of "
+                f"{', '.join(METRICS_OF[problem])}"
+            )
+        if validation.strategy == "stratified_cv" and problem in ("regression", "clustering"):
+            raise ValueError(
+                f"stratified_cv needs classes; {self.model_type} uses kfold or time_series"
+            )
         if self.features is not None and self.target in self.features:
             raise ValueError(f"the target {self.target!r} cannot also be a feature")
         return self
+
+    # Resolved by _fill_problem_defaults; these accessors give callers the narrow types.
+    @property
+    def metric(self) -> MetricName:
+        assert self.optimization.metric is not None
+        return self.optimization.metric
+
+    @property
+    def families(self) -> list[Family]:
+        assert self.optimization.families is not None
+        return list(dict.fromkeys(self.optimization.families))
+
+    @property
+    def strategy(self) -> ValidationStrategy:
+        assert self.validation.strategy is not None
+        return self.validation.strategy
+
+
+def _as_dict(value: Any) -> dict[str, Any] | None:
+    """A nested section as a mutable dict: {} when absent, None when not a mapping (so
+    field validation reports it)."""
+    if value is None:
+        return {}
+    if isinstance(value, BaseModel):
+        return value.model_dump()
+    if isinstance(value, dict):
+        return dict(value)
+    return None

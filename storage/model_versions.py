@@ -9,14 +9,18 @@ from sqlalchemy.orm import Session
 from storage.artifacts import ArtifactRepository
 from storage.errors import Conflict, NotFound
 from storage.models import ModelVersion
+from storage.semver import FIRST_VERSION, VersionBump, next_version, semver_key
+
+__all__ = [
+    "FIRST_VERSION",
+    "ModelVersionRepository",
+    "VersionBump",
+    "next_patch",
+    "next_version",
+    "semver_key",
+]
 
 _VERSION_RACE_RETRIES = 5
-FIRST_VERSION = "1.0.0"
-
-
-def semver_key(version: str) -> tuple[int, int, int]:
-    major, minor, patch = (int(part) for part in version.split("."))
-    return major, minor, patch
 
 
 def next_patch(version: str | None) -> str:
@@ -62,18 +66,31 @@ class ModelVersionRepository:
         return versions[-1] if versions else None
 
     def register(self, version: ModelVersion) -> tuple[ModelVersion, bool]:
-        """Register ``version`` under the next version number of its model (the caller may
-        set ``version.version``; otherwise the patch is bumped). Idempotent per training
-        job: a redelivered finalize gets the row the first delivery wrote. The artifacts
-        must be recorded already; this adds the version's references to them."""
+        """Register ``version`` under the next version number of its model. The caller may
+        set ``version.version``; otherwise ``next_version`` decides it against the latest
+        version of the model and ``training["semver"]`` records the bump (part, reason,
+        previous version). Idempotent per training job: a redelivered finalize gets the row
+        the first delivery wrote. The artifacts must be recorded already; this adds the
+        version's references to them."""
         existing = self.by_job(version.job_id)
         if existing is not None:
             return existing, False
         chosen = version.version
+        training = dict(version.training or {})
         for _ in range(_VERSION_RACE_RETRIES):
             if not chosen:
                 latest = self.latest(version.model_name)
-                version.version = next_patch(latest.version if latest else None)
+                bump = next_version(latest, version)
+                version.version = bump.version
+                # A new dict, so the JSON column is seen as changed.
+                version.training = {
+                    **training,
+                    "semver": {
+                        "part": bump.part,
+                        "reason": bump.reason,
+                        "previous": latest.version if latest else None,
+                    },
+                }
             try:
                 with self.session.begin_nested():
                     self.session.add(version)

@@ -198,3 +198,123 @@ def test_versions_are_numbered_and_registered_once_per_job(
         ]
         assert ArtifactRepository(session).refcount(sha) >= 2
     assert next_patch("1.2.9") == "1.2.10"
+
+
+INPUTS = [{"name": "age", "dtype": "int64"}, {"name": "tenure", "dtype": "float64"}]
+
+
+def _retrain(
+    job_id: str,
+    dataset_id: int,
+    sha: str,
+    *,
+    family: str = "random_forest",
+    space: str = "space-1",
+    inputs: list[dict[str, str]] = INPUTS,
+) -> ModelVersion:
+    version = _version(job_id, dataset_id, sha)
+    version.family = family
+    version.input_schema = inputs
+    version.training = {"search_space_sha256": space, "best_trial": 3}
+    return version
+
+
+def test_registration_assigns_semantic_versions_and_records_the_bump(
+    sessions: sessionmaker[Session],
+) -> None:
+    sha = "b" * 64
+    retrains = [
+        ("r1", {}, "1.0.0", "first", "first version of churn"),
+        ("r2", {}, "1.0.1", "patch", "patch: same inputs and family"),
+        (
+            "r3",
+            {"family": "hist_gradient_boosting"},
+            "1.1.0",
+            "minor",
+            "minor: family random_forest -> hist_gradient_boosting",
+        ),
+        (
+            "r4",
+            {"family": "hist_gradient_boosting", "space": "space-2"},
+            "1.2.0",
+            "minor",
+            "minor: search space changed",
+        ),
+        (
+            "r5",
+            {
+                "family": "hist_gradient_boosting",
+                "space": "space-2",
+                "inputs": [*INPUTS, {"name": "recency_days", "dtype": "int64"}],
+            },
+            "2.0.0",
+            "major",
+            "major: inputs changed (added recency_days)",
+        ),
+    ]
+    with transaction(sessions) as session:
+        ArtifactRepository(session).record(StoredObject(sha256=sha, size_bytes=1, uri="file:///x"))
+        dataset, _ = DatasetRepository(session).register(
+            Dataset(name="d", stored_sha256=sha, rows=1, columns=1, schema=[])
+        )
+        dataset_id = dataset.id
+    for job_id, *_ in retrains:
+        add_job(sessions, job_id)
+    previous = None
+    for job_id, changes, number, part, reason in retrains:
+        with transaction(sessions) as session:
+            registered, created = ModelVersionRepository(session).register(
+                _retrain(job_id, dataset_id, sha, **changes)  # type: ignore[arg-type]
+            )
+            assert created and registered.version == number
+        with transaction(sessions) as session:  # read back: the bump is in the row
+            row = ModelVersionRepository(session).find("churn", number)
+            assert row is not None and row.job_id == job_id
+            assert row.training["best_trial"] == 3  # the caller's training is kept
+            assert row.training["semver"] == {"part": part, "reason": reason, "previous": previous}
+        previous = number
+    with transaction(sessions) as session:
+        repo = ModelVersionRepository(session)
+        again, created = repo.register(_retrain("r3", dataset_id, sha, family="logistic"))
+        assert not created and again.version == "1.1.0"  # a redelivered finalize: same row
+        assert again.id == repo.require(again.id).id and again.family == "hist_gradient_boosting"
+        assert [v.version for v in repo.versions("churn")] == [r[2] for r in retrains]
+        assert repo.latest("churn").version == "2.0.0"  # type: ignore[union-attr]
+
+
+def test_simultaneous_registrations_get_distinct_versions_and_bumps(
+    sessions: sessionmaker[Session],
+) -> None:
+    sha = "c" * 64
+    with transaction(sessions) as session:
+        ArtifactRepository(session).record(StoredObject(sha256=sha, size_bytes=1, uri="file:///x"))
+        dataset, _ = DatasetRepository(session).register(
+            Dataset(name="d", stored_sha256=sha, rows=1, columns=1, schema=[])
+        )
+        dataset_id = dataset.id
+    jobs = [f"race{i}" for i in range(4)]
+    for job_id in jobs:
+        add_job(sessions, job_id)
+    barrier = threading.Barrier(len(jobs))
+
+    def register(job_id: str) -> None:
+        barrier.wait()
+        with transaction(sessions) as session:
+            ModelVersionRepository(session).register(_retrain(job_id, dataset_id, sha))
+
+    threads = [threading.Thread(target=register, args=(job_id,)) for job_id in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with transaction(sessions) as session:
+        rows = ModelVersionRepository(session).versions("churn")
+        assert [row.version for row in rows] == ["1.0.0", "1.0.1", "1.0.2", "1.0.3"]
+        assert sorted(row.job_id for row in rows) == jobs
+        # Each row's record names the version it was actually compared with.
+        assert [row.training["semver"]["previous"] for row in rows] == [
+            None,
+            "1.0.0",
+            "1.0.1",
+            "1.0.2",
+        ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import typing
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,8 +27,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier, ExtraTreeClassifier
-from threadpoolctl import threadpool_info
+from threadpoolctl import threadpool_info, threadpool_limits
 
+from api_client.train_params import FAMILIES_OF, SelectionMethod
 from workers.training.artifact import (
     ALLOWED_TYPES,
     IncompatibleArtifact,
@@ -37,7 +39,9 @@ from workers.training.artifact import (
     library_versions,
     load_pipeline,
 )
+from workers.training.families import SearchSpace, config_of
 from workers.training.frame_cache import FrameCache
+from workers.training.pipeline import ENSEMBLES, ModelSpec, build_pipeline
 from workers.training.threads import (
     available_cores,
     compute_processes,
@@ -99,9 +103,70 @@ def test_each_family_round_trips(family: str) -> None:
     assert vars(pipeline[-1]) == before  # the caller's model is left as it was
 
 
+def our_models() -> Iterator[tuple[str, object]]:
+    """Every kind of model the training job builds, fitted on a tiny table: each problem's
+    families with every preprocessing choice, each selection method, both ensembles."""
+    X, y_binary = frame()
+    rng = np.random.default_rng(1)
+    targets = {
+        "binary": y_binary,
+        "multiclass": rng.integers(0, 3, size=len(X)),
+        "regression": rng.gamma(1.0, 10.0, size=len(X)) * (rng.random(len(X)) > 0.4),
+        "clustering": None,
+    }
+    for problem, y in targets.items():
+        space = SearchSpace(
+            problem=problem,  # type: ignore[arg-type]
+            families=FAMILIES_OF[problem],  # type: ignore[index]
+            scaling=("standard", "robust", "none"),
+            interactions=(0, 1),
+            encoding=("onehot", "ordinal"),
+            segments=(2, 3),
+        )
+        methods = ["none"] if problem == "clustering" else list(typing.get_args(SelectionMethod))
+        # Each family once (the small preset), cycling through the preprocessing and
+        # selection choices, plus the Poisson loss (the regularised regression preset).
+        points = max(len(space.families), len(methods), 3)
+        for point in range(points):
+            family = space.families[point % len(space.families)]
+            config = config_of({"family": family, "preset": space.segments[0]}, space)
+            if problem != "clustering":
+                preset = 3 if family == "hist_gradient_boosting" else 0  # Poisson loss
+                config = config_of({"family": family, "preset": preset}, space)
+            config["prep_scaling"] = space.scaling[point % 3]
+            config["prep_interactions"] = point % 2
+            config["prep_encoding"] = space.encoding[point % 2]
+            selection = methods[point % len(methods)]
+            spec = ModelSpec(problem, ["amount"], ["city"], seed=0, selection=selection,
+                             max_features=1)  # fmt: skip
+            model = build_pipeline(config, spec)
+            with warnings.catch_warnings(), threadpool_limits(1):
+                warnings.simplefilter("ignore")
+                model.fit(X) if y is None else model.fit(X, y)
+            yield f"{problem}:{config['family']}:{selection}", model
+        if problem != "clustering":
+            members = [config_of({"family": f, "preset": 0}, space) for f in space.families[-2:]]
+            spec = ModelSpec(problem, ["amount"], ["city"], seed=0)
+            for method in ENSEMBLES:
+                model = build_pipeline({"family": method, "members": members}, spec).fit(X, y)
+                yield f"{problem}:{method}", model
+
+
+def test_our_models_round_trip() -> None:
+    X, _ = frame()
+    for name, model in our_models():
+        loaded = load_pipeline(dump_pipeline(model), library_versions())
+        method = "predict_proba" if hasattr(model, "predict_proba") else "predict"
+        np.testing.assert_array_equal(
+            getattr(loaded, method)(X), getattr(model, method)(X), err_msg=name
+        )
+
+
 def test_allow_list_is_exactly_what_our_pipelines_need() -> None:
     needed = set().union(*(file_types(dump_pipeline(fitted(m))) for m in FAMILIES.values()))
-    assert needed == ALLOWED_TYPES
+    needed |= set().union(*(file_types(dump_pipeline(model)) for _, model in our_models()))
+    assert needed - ALLOWED_TYPES == set()
+    assert ALLOWED_TYPES - needed == set()
 
 
 @pytest.mark.parametrize(

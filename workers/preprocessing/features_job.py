@@ -299,11 +299,17 @@ def _label_summary(table: pl.DataFrame, params: BuildFeaturesParams) -> dict[str
     if label is None:
         return None
     column = table[label.name]
+    # The horizon lets a time-ordered validation keep a gap at least this long.
     if label.kind == "next_event_type":
         shares = column.value_counts(normalize=True).sort(label.name)
-        return {"name": label.name, "kind": label.kind, "shares": dict(shares.iter_rows())}
+        return {
+            "name": label.name,
+            "kind": label.kind,
+            "horizon": label.horizon,
+            "shares": dict(shares.iter_rows()),
+        }
     mean = column.cast(pl.Float64).mean()
-    return {"name": label.name, "kind": label.kind, "mean": mean}
+    return {"name": label.name, "kind": label.kind, "horizon": label.horizon, "mean": mean}
 
 
 def _example(table: pl.DataFrame) -> dict[str, Any]:

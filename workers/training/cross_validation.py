@@ -1,11 +1,15 @@
-"""Stratified k-fold cross-validation of one config, reporting after every fold.
+"""Cross-validation of one config over the job's folds, reporting after every fold.
 
-The per-fold callback lets the caller hand running means to Optuna and stop a trial that
-is going badly (by raising optuna.TrialPruned) without fitting the remaining folds.
+The folds come with the training data (``TrainingData.folds``: stratified, k-fold, grouped
+or time-ordered with a gap), so every trial, the final refit and the ensembles are scored
+on the same rows. The per-fold callback lets the caller hand running means to Optuna and
+stop a trial that is going badly (by raising optuna.TrialPruned) without fitting the
+remaining folds.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,12 +19,12 @@ from sklearn.model_selection import StratifiedKFold
 
 from workers.training.inputs import TrainingData
 from workers.training.metrics import metric_named
-from workers.training.pipeline import build_pipeline
+from workers.training.pipeline import ModelSpec, build_pipeline
+from workers.training.predict import predictions
 
 
 def stratified_folds(y: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(train rows, validation rows) per fold; the same seed gives every trial the same folds,
-    so trials are compared on equal terms."""
+    """(train rows, validation rows) per fold of a stratified, shuffled k-fold."""
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     return list(splitter.split(np.zeros(len(y)), y))
 
@@ -30,19 +34,30 @@ class CVResult:
     scores: list[float]
     mean: float
     std: float
-    oof: np.ndarray | None  # out-of-fold P(class 1) aligned to y_train, when asked for
+    # Out-of-fold predictions aligned to y_train (rows no fold validates stay NaN), when
+    # asked for; per fold too, since an ensemble's score is computed fold by fold.
+    oof: np.ndarray | None
+    fold_predictions: list[np.ndarray] | None = None
+
+    @property
+    def standard_error(self) -> float:
+        return self.std / np.sqrt(len(self.scores)) if self.scores else float("nan")
+
+
+def empty_oof(data: TrainingData) -> np.ndarray:
+    if data.problem == "multiclass":
+        return np.full((len(data.y_train), data.n_classes), np.nan)
+    return np.full(len(data.y_train), np.nan)
 
 
 def cross_validate(
     config: dict[str, Any],
     data: TrainingData,
+    spec: ModelSpec,
     *,
-    folds: int,
     metric: str,
-    seed: int,
     after_fold: Callable[[int, float], None] | None = None,
     keep_oof: bool = False,
-    n_jobs: int = 1,
 ) -> CVResult:
     """Fit and score ``config`` on each fold of the training rows.
 
@@ -51,15 +66,27 @@ def cross_validate(
     """
     score = metric_named(metric).score
     X, y = data.X_train, data.y_train
-    oof = np.full(len(y), np.nan) if keep_oof else None
+    oof = empty_oof(data) if keep_oof else None
+    per_fold: list[np.ndarray] = []
     scores: list[float] = []
-    for k, (train_rows, valid_rows) in enumerate(stratified_folds(y, folds, seed)):
-        model = build_pipeline(config, data.numeric, data.categorical, seed, n_jobs)
-        model.fit(X.iloc[train_rows], y[train_rows])
-        proba = model.predict_proba(X.iloc[valid_rows])[:, 1]
+    for k, (fit_rows, valid_rows) in enumerate(data.folds):
+        model = build_pipeline(config, spec)
+        with warnings.catch_warnings():
+            # constant columns inside one fold (univariate scores) are expected, not news
+            warnings.simplefilter("ignore", RuntimeWarning)
+            warnings.simplefilter("ignore", UserWarning)
+            model.fit(X.iloc[fit_rows], y[fit_rows])
+        predicted = predictions(model, X.iloc[valid_rows], data.problem, data.n_classes)
         if oof is not None:
-            oof[valid_rows] = proba
-        scores.append(score(y[valid_rows], proba))
+            oof[valid_rows] = predicted
+            per_fold.append(predicted)
+        scores.append(score(y[valid_rows], predicted))
         if after_fold is not None:
             after_fold(k, float(np.mean(scores)))
-    return CVResult(scores=scores, mean=float(np.mean(scores)), std=float(np.std(scores)), oof=oof)
+    return CVResult(
+        scores=scores,
+        mean=float(np.mean(scores)),
+        std=float(np.std(scores)),
+        oof=oof,
+        fold_predictions=per_fold if keep_oof else None,
+    )

@@ -151,6 +151,7 @@ def permutation_importances(
     seed: int,
     n_repeats: int = 5,
     max_rows: int = 5000,
+    stratify: bool = True,
 ) -> list[dict[str, float | str]]:
     """Drop in ``scoring`` when each raw input column is shuffled, highest first.
 
@@ -159,7 +160,10 @@ def permutation_importances(
     """
     y = np.asarray(y)
     if len(X) > max_rows:
-        rows = _stratified_sample(y, max_rows, seed)
+        if stratify:  # classes keep their shares; a regression target has no classes
+            rows = _stratified_sample(y, max_rows, seed)
+        else:
+            rows = np.sort(np.random.default_rng(seed).choice(len(y), max_rows, replace=False))
         X, y = X.iloc[rows], y[rows]
     result = permutation_importance(
         pipeline, X, y, scoring=scoring, n_repeats=n_repeats, random_state=seed, n_jobs=1

@@ -1,11 +1,13 @@
-"""The train job's last step: fit the study's best configuration on the whole training
-split, choose the decision threshold on its cross-validated predictions, evaluate it on the
-holdout (never seen by the search), and register one model version with its artifact,
-metrics, importances, reference statistics and lineage."""
+"""The train job's last step: fit the study's best configuration (or an ensemble of its
+best distinct ones, when that is clearly better) on the whole training split, evaluate it
+on the holdout (never seen by the search) and register one model version with its
+artifact, metrics, importances, reference statistics and lineage (``fitting`` does the
+fitting and evaluation; this module the job's bookkeeping)."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -23,26 +25,14 @@ from workers.jobs.context import JobContext
 from workers.jobs.errors import JobError
 from workers.preprocessing.loading import DatasetFacts
 from workers.training.artifact import dump_pipeline, library_versions
-from workers.training.cross_validation import cross_validate
-from workers.training.data import dataset_of, training_data
-from workers.training.evaluation import (
-    choose_threshold,
-    holdout_metrics,
-    permutation_importances,
-)
+from workers.training.data import TrainingSetup, dataset_of, training_setup
 from workers.training.families import config_of
-from workers.training.inputs import TrainingData
+from workers.training.fitting import STEPS, family_name, fit_segmentation, fit_supervised
 from workers.training.lease import lease_kept
-from workers.training.pipeline import build_pipeline
-from workers.training.reference import reference_statistics
 from workers.training.study import open_study
 from workers.training.threads import limited_threads, threads_per_process
 from workers.training.versions import version_summary
 
-STEPS = 5
-# Permutation importances cost features x repeats predictions: on 2,000 holdout rows they
-# rank features as well as on all of them, at a fraction of the time.
-IMPORTANCE_ROWS = 2000
 JSON_MEDIA = "application/json"
 SKOPS_MEDIA = "application/octet-stream+skops"
 
@@ -60,13 +50,16 @@ def finalize(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
         study = open_study(ctx.settings.optuna_storage, ctx.settings.trial_heartbeat_s, ctx.job_id)
         best = _best_trial(study)
         facts = dataset_of(ctx.runtime, params.dataset_id)
-        data = training_data(ctx.runtime, facts, params)
-        config = config_of(best.params)
+        setup = training_setup(ctx.runtime, facts, params)
+        config = config_of(best.params, setup.space)
         with limited_threads(threads_per_process(ctx.settings.threads_per_process)):
-            fitted = _fit_and_evaluate(ctx, params, data, config)
+            if setup.data.problem == "clustering":
+                fitted = fit_segmentation(ctx.progress, params, setup, config)
+            else:
+                fitted = fit_supervised(ctx.progress, params, setup, study, config)
         ctx.progress("finalize", 4, STEPS, "finalize: register the model version")
         search = {"claims": claims, "runners": runners}
-        version = _register(ctx, params, facts, data, study, best, config, search, fitted)
+        version = _register(ctx, params, facts, setup, study, best, search, fitted)
     return version_summary(version)
 
 
@@ -82,65 +75,18 @@ def _best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
     return study.best_trial
 
 
-def _fit_and_evaluate(
-    ctx: JobContext, params: TrainParams, data: TrainingData, config: dict[str, Any]
-) -> dict[str, Any]:
-    metric = params.optimization.metric
-    ctx.progress("finalize", 0, STEPS, "finalize: cross-validated predictions of the best trial")
-    cv = cross_validate(
-        config,
-        data,
-        folds=params.validation.folds,
-        metric=metric,
-        seed=params.seed,
-        keep_oof=True,
-    )
-    assert cv.oof is not None
-    threshold = choose_threshold(
-        data.y_train,
-        cv.oof,
-        objective=params.threshold.objective,
-        cost_fp=params.threshold.cost_fp,
-        cost_fn=params.threshold.cost_fn,
-    )
-    ctx.progress("finalize", 1, STEPS, "finalize: fit on the whole training split")
-    pipeline = build_pipeline(config, data.numeric, data.categorical, params.seed)
-    pipeline.fit(data.X_train, data.y_train)
-    ctx.progress("finalize", 2, STEPS, "finalize: holdout metrics and importances")
-    scores = pipeline.predict_proba(data.X_holdout)[:, 1]
-    metrics = holdout_metrics(data.y_holdout, scores, threshold["threshold"])
-    importances = permutation_importances(
-        pipeline, data.X_holdout, data.y_holdout, seed=params.seed, max_rows=IMPORTANCE_ROWS
-    )
-    ctx.progress("finalize", 3, STEPS, "finalize: reference statistics for monitoring")
-    reference = reference_statistics(data.X_train, data.numeric, data.categorical, scores)
-    return {
-        "pipeline": pipeline,
-        "cv": {
-            "metric": metric,
-            "mean": cv.mean,
-            "std": cv.std,
-            "scores": cv.scores,
-            "folds": params.validation.folds,
-        },
-        "threshold": {"objective": params.threshold.objective, **threshold},
-        "metrics": metrics,
-        "importances": importances,
-        "reference": reference,
-    }
-
-
 def _register(
     ctx: JobContext,
     params: TrainParams,
     facts: DatasetFacts,
-    data: TrainingData,
+    setup: TrainingSetup,
     study: optuna.Study,
     best: optuna.trial.FrozenTrial,
-    config: dict[str, Any],
     search: dict[str, Any],
     fitted: dict[str, Any],
 ) -> ModelVersion:
+    data = setup.data
+    config = fitted["config"]
     store = ctx.runtime.store
     model_bytes = dump_pipeline(fitted["pipeline"])
     reference_bytes = json.dumps(fitted["reference"], sort_keys=True, allow_nan=False).encode()
@@ -156,7 +102,7 @@ def _register(
                 model_name=params.model_name,
                 version="",
                 model_type=params.model_type,
-                family=config["family"],
+                family=family_name(config),
                 job_id=ctx.job_id,
                 dataset_id=facts.id,
                 dataset_sha256=facts.sha256,
@@ -167,7 +113,7 @@ def _register(
                 params=config,
                 metrics=fitted["metrics"],
                 cv=fitted["cv"],
-                decision=fitted["threshold"],
+                decision=fitted.get("threshold") or {},
                 importances=fitted["importances"],
                 input_schema=data.input_schema,
                 library_versions=library_versions(),
@@ -184,9 +130,19 @@ def _register(
                     "claims": search["claims"],
                     "runners": search["runners"],
                     "rows": {"train": len(data.y_train), "holdout": len(data.y_holdout)},
-                    "base_rate": float(np.mean(data.y_train)),
+                    "problem": data.problem,
+                    "base_rate": float(np.mean(data.y_train)) if data.problem == "binary" else None,
                     "positive_class": data.positive_class,
+                    "classes": data.classes,
+                    "merged_classes": data.merged_classes,
                     "dropped_features": data.dropped,
+                    "split": data.split,
+                    "search_space": asdict(setup.space),
+                    "search_space_sha256": setup.space.fingerprint(),
+                    "ensemble": fitted.get("ensemble"),
+                    "selected_features": fitted.get("selected_features"),
+                    "segments": fitted.get("segments"),
+                    "baseline": fitted.get("baseline"),
                 },
             )
         )

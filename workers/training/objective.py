@@ -1,26 +1,30 @@
 """The Optuna objective, sampler and pruner of a training study.
 
 The objective samples a config, cross-validates it and reports the running mean after each
-fold, so the pruner can stop a poor trial early; the fold index is the pruning step.
+fold, so the pruner can stop a poor trial early; the fold index is the pruning step. A
+segmentation trial fits once on the training rows and scores the silhouette instead.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
+import numpy as np
 import optuna
 
 from workers.training.cross_validation import cross_validate
 from workers.training.families import (
-    check_families,
+    SearchSpace,
     grid_search_space,
     suggest_config,
     suggest_grid_config,
 )
 from workers.training.inputs import TrainingData
 from workers.training.metrics import Direction, metric_named
+from workers.training.pipeline import ModelSpec, build_pipeline
+from workers.training.segments import silhouette
 
 Strategy = Literal["bayesian", "random", "grid"]
 STRATEGIES: tuple[str, ...] = ("bayesian", "random", "grid")
@@ -33,53 +37,67 @@ def direction_of(metric: str) -> Direction:
 
 def make_objective(
     data: TrainingData,
+    spec: ModelSpec,
+    space: SearchSpace,
     *,
-    families: Sequence[str],
     strategy: Strategy,
-    folds: int,
     metric: str,
-    seed: int,
-    n_jobs: int = 1,
     before_return: Callable[[], None] | None = None,
 ) -> Callable[[optuna.Trial], float]:
     """The objective; ``before_return`` runs after the trial's work and before its value is
     returned (the caller checks there that it still owns the trial; it may raise)."""
-    chosen = check_families(families)
     metric_named(metric)  # fail now, not inside the first trial
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
     suggest = suggest_grid_config if strategy == "grid" else suggest_config
 
     def objective(trial: optuna.Trial) -> float:
-        config = suggest(trial, chosen)
-
-        def after_fold(step: int, running_mean: float) -> None:
-            trial.report(running_mean, step)
-            if trial.should_prune():
-                raise optuna.TrialPruned()
-
-        result = cross_validate(
-            config,
-            data,
-            folds=folds,
-            metric=metric,
-            seed=seed,
-            after_fold=after_fold,
-            n_jobs=n_jobs,
-        )
-        trial.set_user_attr("cv_scores", result.scores)
-        trial.set_user_attr("cv_std", result.std)
+        config = suggest(trial, space)
+        if data.problem == "clustering":
+            value = _clustering_value(trial, config, data, spec)
+        else:
+            value = _cv_value(trial, config, data, spec, metric)
         trial.set_user_attr("family", config["family"])
         if before_return is not None:
             before_return()
-        return result.mean
+        return value
 
     return objective
 
 
-def make_sampler(
-    strategy: Strategy, families: Sequence[str], seed: int
-) -> optuna.samplers.BaseSampler:
+def _cv_value(
+    trial: optuna.Trial,
+    config: dict[str, Any],
+    data: TrainingData,
+    spec: ModelSpec,
+    metric: str,
+) -> float:
+    def after_fold(step: int, running_mean: float) -> None:
+        trial.report(running_mean, step)
+        if trial.should_prune():
+            raise optuna.TrialPruned()
+
+    result = cross_validate(config, data, spec, metric=metric, after_fold=after_fold)
+    trial.set_user_attr("cv_scores", result.scores)
+    trial.set_user_attr("cv_std", result.std)
+    return result.mean
+
+
+def _clustering_value(
+    trial: optuna.Trial, config: dict[str, Any], data: TrainingData, spec: ModelSpec
+) -> float:
+    """Silhouette of the segments on the training rows, in the pipeline's own feature
+    space (a seeded sample of rows: the exact score is quadratic in rows)."""
+    model = build_pipeline(config, spec)
+    model.fit(data.X_train)
+    space = model[:-1].transform(data.X_train)
+    labels = model[-1].predict(space)
+    value = silhouette(space, labels, seed=spec.seed)
+    trial.set_user_attr("segments_found", len(np.unique(labels)))
+    return value
+
+
+def make_sampler(strategy: Strategy, space: SearchSpace, seed: int) -> optuna.samplers.BaseSampler:
     if strategy == "bayesian":
         # constant_liar: parallel workers do not all sample around the same running trials;
         # multivariate + group: TPE models each family's parameters jointly and apart.
@@ -91,7 +109,7 @@ def make_sampler(
     if strategy == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if strategy == "grid":
-        return optuna.samplers.GridSampler(grid_search_space(families), seed=seed)
+        return optuna.samplers.GridSampler(grid_search_space(space), seed=seed)
     raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
 
 

@@ -1,4 +1,5 @@
-"""One sklearn Pipeline per config: impute and encode the inputs, then the estimator.
+"""One sklearn Pipeline per config: impute, scale and encode the inputs, optionally add
+interactions and select features, then the estimator.
 
 Only stock sklearn classes (no FunctionTransformer, no lambdas), so that the fitted model
 can be saved with skops and loaded with an explicit allow-list of types. SimpleImputer takes
@@ -9,20 +10,42 @@ a category of numbers). Callers apply ``model_frame`` before fit and before pred
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
+import numpy as np
 import pandas as pd
-from sklearn.base import ClassifierMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import (
     ExtraTreesClassifier,
-    HistGradientBoostingClassifier,
-    RandomForestClassifier,
+    ExtraTreesRegressor,
+    StackingClassifier,
+    StackingRegressor,
+    VotingClassifier,
+    VotingRegressor,
+)
+from sklearn.feature_selection import (
+    SelectFromModel,
+    SelectKBest,
+    f_classif,
+    f_regression,
+    mutual_info_classif,
+    mutual_info_regression,
 )
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.linear_model import LogisticRegression, RidgeCV
+from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.preprocessing import (
+    OneHotEncoder,
+    OrdinalEncoder,
+    PolynomialFeatures,
+    RobustScaler,
+    StandardScaler,
+)
+
+from api_client.train_params import Problem
+from workers.training.estimators import estimator_for
 
 MISSING_CATEGORY = "__missing__"
 # A category seen in fewer training rows cannot be learned; such categories (and unseen
@@ -40,74 +63,136 @@ def model_frame(X: pd.DataFrame, numeric: list[str], categorical: list[str]) -> 
     return frame.astype(cast) if cast else frame
 
 
-def build_pipeline(
-    config: dict[str, Any],
-    numeric: list[str],
-    categorical: list[str],
-    seed: int,
-    n_jobs: int = 1,
-) -> Pipeline:
+@dataclass(frozen=True)
+class ModelSpec:
+    """What every pipeline of one training job shares: the problem, the input columns, the
+    feature selection (fitted inside the pipeline, so inside each CV fold) and the seed."""
+
+    problem: Problem
+    numeric: list[str]
+    categorical: list[str]
+    seed: int
+    selection: str = "none"
+    max_features: int | None = None
+    n_jobs: int = 1
+
+
+ENSEMBLES = ("voting", "stacking")
+# Stacking fits its meta-model on inner out-of-fold predictions of the training rows.
+STACKING_FOLDS = 3
+
+
+def build_pipeline(config: dict[str, Any], spec: ModelSpec) -> Any:
+    """The unfitted model of ``config``: a Pipeline, or a voting / stacking ensemble of
+    member pipelines (``{"family": "voting", "members": [config, ...]}``)."""
     family = config["family"]
+    if family in ENSEMBLES:
+        members = [(f"m{i}", build_pipeline(m, spec)) for i, m in enumerate(config["members"])]
+        return ensemble_of(family, members, spec)
+    steps: list[tuple[str, Any]] = [("prepare", _prepare(config, spec))]
+    if spec.selection != "none":
+        steps.append(("select", selector(spec)))
+    steps.append(("model", estimator_for(config, spec.problem, spec.seed, spec.n_jobs)))
+    return Pipeline(steps)
+
+
+def ensemble_of(method: str, members: list[tuple[str, Any]], spec: ModelSpec) -> Any:
+    classify = spec.problem in ("binary", "multiclass")
+    if method == "voting":
+        if classify:
+            return VotingClassifier(members, voting="soft")
+        return VotingRegressor(members)
+    if classify:
+        return StackingClassifier(
+            members,
+            final_estimator=LogisticRegression(max_iter=2000),
+            cv=STACKING_FOLDS,
+            stack_method="predict_proba",
+        )
+    return StackingRegressor(members, final_estimator=RidgeCV(), cv=STACKING_FOLDS)
+
+
+def _prepare(config: dict[str, Any], spec: ModelSpec) -> ColumnTransformer:
     branches: list[tuple[str, Any, list[str]]] = []
-    if numeric:
+    if spec.numeric:
         steps: list[tuple[str, Any]] = [
             ("impute", SimpleImputer(strategy="median", add_indicator=True))
         ]
-        if family == "logistic_regression":  # trees are scale-free; the linear model is not
+        scaling = config.get("prep_scaling", "none")
+        if scaling == "standard":
             steps.append(("scale", StandardScaler()))
-        branches.append(("numeric", Pipeline(steps), numeric))
-    if categorical:
-        encode = OneHotEncoder(
-            handle_unknown="infrequent_if_exist",
-            min_frequency=MIN_CATEGORY_ROWS,
-            max_categories=MAX_CATEGORIES,
-            sparse_output=False,
-        )
+        elif scaling == "robust":
+            steps.append(("scale", RobustScaler()))
+        top_k = int(config.get("prep_interactions", 0))
+        if top_k and spec.problem != "clustering":
+            steps.append(("interactions", _interactions(min(top_k, len(spec.numeric)), spec)))
+        branches.append(("numeric", Pipeline(steps), spec.numeric))
+    if spec.categorical:
         impute = SimpleImputer(strategy="constant", fill_value=MISSING_CATEGORY)
+        encode = _encoder(config.get("prep_encoding", "onehot"))
         branches.append(
-            ("categorical", Pipeline([("impute", impute), ("encode", encode)]), categorical)
+            ("categorical", Pipeline([("impute", impute), ("encode", encode)]), spec.categorical)
         )
     if not branches:
         raise ValueError("build_pipeline needs at least one numeric or categorical column")
-    return Pipeline(
-        [("prepare", ColumnTransformer(branches)), ("model", _estimator(config, seed, n_jobs))]
+    return ColumnTransformer(branches)
+
+
+def _encoder(encoding: str) -> Any:
+    if encoding == "ordinal":
+        return OrdinalEncoder(
+            handle_unknown="use_encoded_value",
+            unknown_value=-1,
+            min_frequency=MIN_CATEGORY_ROWS,
+            max_categories=MAX_CATEGORIES,
+        )
+    return OneHotEncoder(
+        handle_unknown="infrequent_if_exist",
+        min_frequency=MIN_CATEGORY_ROWS,
+        max_categories=MAX_CATEGORIES,
+        sparse_output=False,
     )
 
 
-def _estimator(config: dict[str, Any], seed: int, n_jobs: int) -> ClassifierMixin:
-    family = config["family"]
-    if family == "logistic_regression":
-        return LogisticRegression(
-            C=float(config["lr_C"]),
-            class_weight=_weight(config["lr_class_weight"]),
-            solver="lbfgs",
-            max_iter=2000,
-        )
-    if family in ("random_forest", "extra_trees"):
-        prefix = "rf" if family == "random_forest" else "et"
-        forest = RandomForestClassifier if family == "random_forest" else ExtraTreesClassifier
-        return forest(
-            n_estimators=int(config[f"{prefix}_n_estimators"]),
-            max_depth=int(config[f"{prefix}_max_depth"]),
-            min_samples_leaf=int(config[f"{prefix}_min_samples_leaf"]),
-            max_features=config[f"{prefix}_max_features"],
-            class_weight=_weight(config[f"{prefix}_class_weight"]),
-            random_state=seed,
-            n_jobs=n_jobs,
-        )
-    if family == "hist_gradient_boosting":
-        return HistGradientBoostingClassifier(
-            learning_rate=float(config["hgb_learning_rate"]),
-            max_iter=int(config["hgb_max_iter"]),
-            max_leaf_nodes=int(config["hgb_max_leaf_nodes"]),
-            min_samples_leaf=int(config["hgb_min_samples_leaf"]),
-            l2_regularization=float(config["hgb_l2_regularization"]),
-            class_weight=_weight(config["hgb_class_weight"]),
-            early_stopping=False,  # cross-validation judges the model; no inner split
-            random_state=seed,
-        )
-    raise ValueError(f"unknown model family {family!r}")
+def _score_function(problem: Problem) -> Any:
+    return f_classif if problem in ("binary", "multiclass") else f_regression
 
 
-def _weight(value: str) -> str | None:
-    return None if value == "none" else value
+def _interactions(top_k: int, spec: ModelSpec) -> FeatureUnion:
+    """The inputs plus the pairwise products of the ``top_k`` numeric inputs most related
+    to the target (univariate F-test, fitted on the training fold). PolynomialFeatures
+    repeats the k chosen inputs beside their products; the duplicates are harmless."""
+    pairs = Pipeline(
+        [
+            ("top", SelectKBest(_score_function(spec.problem), k=top_k)),
+            ("products", PolynomialFeatures(2, interaction_only=True, include_bias=False)),
+        ]
+    )
+    return FeatureUnion([("inputs", "passthrough"), ("pairs", pairs)])
+
+
+def selector(spec: ModelSpec) -> Any:
+    """The feature-selection step: it sees only the rows the pipeline is fitted on."""
+    k = spec.max_features
+    if k is None:
+        raise ValueError(f"selection {spec.selection!r} needs max_features")
+    classify = spec.problem in ("binary", "multiclass")
+    if spec.selection == "tree_importance":
+        trees = ExtraTreesClassifier if classify else ExtraTreesRegressor
+        forest = trees(n_estimators=100, random_state=spec.seed, n_jobs=spec.n_jobs)
+        return SelectFromModel(forest, max_features=k, threshold=-np.inf)
+    if spec.selection == "correlation":
+        return SelectKBest(_score_function(spec.problem), k=k)
+    if spec.selection == "mutual_info":
+        information = mutual_info_classif if classify else mutual_info_regression
+        return SelectKBest(partial(information, random_state=spec.seed), k=k)
+    raise ValueError(f"unknown selection method {spec.selection!r}")
+
+
+def selected_features(model: Any) -> list[str] | None:
+    """The encoded features a fitted pipeline's selection step kept (None without one)."""
+    if not isinstance(model, Pipeline) or "select" not in model.named_steps:
+        return None
+    names = model.named_steps["prepare"].get_feature_names_out()
+    mask = model.named_steps["select"].get_support()
+    return [str(name) for name, kept in zip(names, mask, strict=True) if kept]

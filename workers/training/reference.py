@@ -79,7 +79,10 @@ def _categorical(column: pd.Series, top_categories: int) -> dict[str, Any]:
 def _scores(scores: np.ndarray, quantiles: int) -> dict[str, Any]:
     values = np.asarray(scores, dtype=float)
     values = values[np.isfinite(values)]
-    counts, edges = np.histogram(values, bins=SCORE_BINS, range=(0.0, 1.0))
+    # Probabilities bin on [0, 1]; predicted values (regression, segments) on their range.
+    probabilities = len(values) == 0 or (values.min() >= 0.0 and values.max() <= 1.0)
+    bounds = (0.0, 1.0) if probabilities else (float(values.min()), float(values.max()))
+    counts, edges = np.histogram(values, bins=SCORE_BINS, range=bounds)
     return {
         "count": len(values),
         "quantiles": _quantiles(values, quantiles),

@@ -35,8 +35,7 @@ from workers.jobs.context import publish_progress
 from workers.jobs.lifecycle import finish
 from workers.runtime import Runtime
 from workers.settings import Settings
-from workers.training.data import dataset_of, training_data
-from workers.training.inputs import TrainingData
+from workers.training.data import TrainingSetup, dataset_of, training_setup
 from workers.training.lease import renew_lease
 from workers.training.objective import make_objective, make_pruner, make_sampler
 from workers.training.progress import search_line
@@ -61,7 +60,7 @@ class Search:
     runtime: Runtime
     job_id: str
     params: TrainParams
-    data: TrainingData
+    setup: TrainingSetup
     study: optuna.Study
     runner: str
     started_at: datetime
@@ -88,7 +87,7 @@ def run_trials(task: Task, runtime: Runtime, payload: dict[str, Any]) -> dict[st
             return {"part": part, "trials": 0, "stopped": "job ended"}
         params = TrainParams.model_validate(job.params)
     facts = dataset_of(runtime, params.dataset_id)
-    data = training_data(runtime, facts, params)
+    setup = training_setup(runtime, facts, params)
     search_opts = params.optimization
     study = open_study(
         settings.optuna_storage,
@@ -96,7 +95,7 @@ def run_trials(task: Task, runtime: Runtime, payload: dict[str, Any]) -> dict[st
         job_id,
         # Runners must not share a seed, or their first random trials would coincide.
         sampler=make_sampler(
-            search_opts.strategy, search_opts.families, params.seed + 7919 * (part + 1) + generation
+            search_opts.strategy, setup.space, params.seed + 7919 * (part + 1) + generation
         ),
         pruner=make_pruner(search_opts.pruner, params.validation.folds),
     )
@@ -105,7 +104,7 @@ def run_trials(task: Task, runtime: Runtime, payload: dict[str, Any]) -> dict[st
         runtime=runtime,
         job_id=job_id,
         params=params,
-        data=data,
+        setup=setup,
         study=study,
         runner=f"{runtime.worker_name}:{task.request.id}",
         started_at=datetime.fromisoformat(payload["search_started"]),
@@ -172,12 +171,11 @@ def _run_one(search: Search, claim_id: int) -> bool:
 
     params = search.params
     objective = make_objective(
-        search.data,
-        families=params.optimization.families,
+        search.setup.data,
+        search.setup.spec,
+        search.setup.space,
         strategy=params.optimization.strategy,
-        folds=params.validation.folds,
-        metric=params.optimization.metric,
-        seed=params.seed,
+        metric=params.metric,
         before_return=before_return,
     )
     seen: dict[str, Any] = {}
@@ -264,7 +262,7 @@ def _report(search: Search) -> None:
         best = None
     elapsed = (utcnow() - search.started_at).total_seconds()
     done = counts[ClaimState.DONE]
-    line = search_line(done, n_trials, search.params.optimization.metric, best, elapsed)
+    line = search_line(done, n_trials, search.params.metric, best, elapsed)
     payload = {
         "stage": "search",
         "done": done,

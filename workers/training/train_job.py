@@ -18,8 +18,8 @@ from workers.jobs.context import JobContext
 from workers.jobs.errors import JobError
 from workers.jobs.registry import Waiting
 from workers.settings import Settings
-from workers.training.data import dataset_of, training_data
-from workers.training.families import grid_size
+from workers.training.data import dataset_of, training_setup
+from workers.training.families import SearchSpace, grid_size, search_space_of
 from workers.training.lease import lease_kept
 from workers.training.objective import direction_of
 from workers.training.study import create_study, is_sqlite
@@ -43,7 +43,9 @@ def run_train(ctx: JobContext, params: TrainParams) -> dict[str, Any] | Waiting:
         "load", 0, 1, f"train: load {facts.name} v{facts.version} ({facts.rows:,} rows)", force=True
     )
     with lease_kept(ctx.runtime, ctx.job_id):
-        data = training_data(ctx.runtime, facts, params)
+        setup = training_setup(ctx.runtime, facts, params)
+    check_grid(params, setup.space)
+    data = setup.data
     n_trials = params.optimization.n_trials
     runners = runner_count(settings, params)
     started = utcnow()
@@ -53,13 +55,14 @@ def run_train(ctx: JobContext, params: TrainParams) -> dict[str, Any] | Waiting:
         settings.optuna_storage,
         settings.trial_heartbeat_s,
         ctx.job_id,
-        direction_of(params.optimization.metric),
+        direction_of(params.metric),
         {
             "model_name": params.model_name,
             "dataset_id": facts.id,
             "dataset_sha256": facts.sha256,
             "n_trials": n_trials,
-            "metric": params.optimization.metric,
+            "metric": params.metric,
+            "model_type": params.model_type,
         },
     )
     group_id = f"train-{ctx.job_id}"
@@ -110,12 +113,17 @@ def check_limits(settings: Settings, params: TrainParams) -> None:
             f"parallelism {search.parallelism} is above this cluster's cap of "
             f"{settings.max_parallelism} (CIPML_MAX_PARALLELISM)",
         )
-    if search.strategy == "grid" and search.n_trials > grid_size(search.families):
+    check_grid(params, search_space_of(params))
+
+
+def check_grid(params: TrainParams, space: SearchSpace) -> None:
+    search = params.optimization
+    if search.strategy == "grid" and search.n_trials > grid_size(space):
         raise JobError(
             ErrorCode.INVALID_PARAMS,
-            f"the grid over {', '.join(search.families)} has {grid_size(search.families)} "
-            f"points; n_trials {search.n_trials} is more than it can run (ask for at most "
-            "that many, or use strategy bayesian or random)",
+            f"the grid over {', '.join(space.families)} has {grid_size(space)} points; "
+            f"n_trials {search.n_trials} is more than it can run (ask for at most that many, "
+            "or use strategy bayesian or random)",
         )
 
 

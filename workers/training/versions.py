@@ -24,6 +24,8 @@ def version_summary(version: ModelVersion, *, deduplicated: bool = False) -> dic
         "top_features": version.importances[:TOP_FEATURES],
         "study_name": version.study_name,
         "artifact_sha256": version.artifact_sha256,
+        "input_schema": version.input_schema,
+        "library_versions": version.library_versions,
         "training": version.training,
         "deduplicated": deduplicated,
     }
