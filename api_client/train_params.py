@@ -76,7 +76,8 @@ DEFAULT_FAMILIES: dict[Problem, tuple[Family, ...]] = {
     "binary": CLASSIFIER_FAMILIES,
     # random forest is the baseline journey model; boosting and a linear model beside it
     "multiclass": ("random_forest", "hist_gradient_boosting", "logistic_regression"),
-    "regression": ("ridge", "random_forest", "hist_gradient_boosting", "tweedie"),
+    # extra trees: the AutoML peer's best on CDNOW spend (benchmarks/RESULTS.md)
+    "regression": ("ridge", "random_forest", "extra_trees", "hist_gradient_boosting", "tweedie"),
     "clustering": ("kmeans", "minibatch_kmeans", "gaussian_mixture"),
 }
 FAMILIES = CLASSIFIER_FAMILIES  # the binary families (kept for existing callers)
@@ -180,7 +181,12 @@ class Selection(StrictModel):
         ),
     )
     max_features: int | None = Field(
-        None, ge=1, description="keep at most this many encoded features (required with a method)"
+        None,
+        ge=1,
+        description=(
+            "keep at most this many encoded features (required with a method; at most the "
+            "number of input columns)"
+        ),
     )
 
     @model_validator(mode="after")
@@ -195,8 +201,11 @@ class Ensemble(StrictModel):
     single best on CV by more than its CV standard error."""
 
     methods: list[EnsembleMethod] = Field(
-        default_factory=lambda: list[EnsembleMethod](["voting", "stacking"]),
-        description="soft voting (averaged predictions) and stacking; [] for none",
+        default_factory=lambda: list[EnsembleMethod](["voting"]),
+        description=(
+            "soft voting (averaged predictions: judged from the members' own CV, no extra "
+            "fit) and stacking (opt in: folds x 4 fits per member); [] for none"
+        ),
     )
     top_k: int = Field(3, ge=2, le=10, description="distinct configurations in an ensemble")
 

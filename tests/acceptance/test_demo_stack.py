@@ -47,6 +47,8 @@ def test_demo_on_a_fresh_folder_with_no_servers(tmp_path: Path) -> None:
         "customer_churn 1.0.0" in run.stdout and "holdout (4,714 customers): ROC AUC" in run.stdout
     )
     assert "top features (permutation importance" in run.stdout
+    assert "against default gradient boosting on 9 plain RFM columns" in run.stdout
+    assert "95% paired bootstrap" in run.stdout
     page = REPORT.search(run.stdout)
     assert page is not None
     html = Path(page.group(1)).read_text()

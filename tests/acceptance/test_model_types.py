@@ -1,6 +1,7 @@
 """The model types beside churn through real workers on Redis + PostgreSQL: journey
-prediction (multiclass), CLV (regression) under time-ordered grouped validation, and
-segmentation; semantic versions across retrains; bad inputs refused before any trial.
+prediction (multiclass), CLV (regression) under time-ordered grouped validation, lead
+scoring with feature selection and a baseline, and segmentation; semantic versions across
+retrains; bad inputs refused before any trial.
 
 The data is a slice of the bundled CDNOW log (1,500 customers) with each purchase's basket
 size as its event type, so the journey label is the customer's next kind of purchase.
@@ -21,7 +22,7 @@ from api_client import Client, InvalidRequest, JobFailed
 from storage.artifact_store import ArtifactStore
 from storage.datasets import DatasetRepository
 from storage.db import transaction
-from tests.acceptance.conftest import CDNOW
+from tests.acceptance.conftest import CDNOW, ROOT
 from workers.training.artifact import load_pipeline
 from workers.training.pipeline import model_frame
 
@@ -31,6 +32,7 @@ CUSTOMERS = 1500
 QUARTERS = ["1997-04-01", "1997-07-01", "1997-10-01", "1998-01-01"]
 HORIZON_DAYS = 91  # 13W
 IDS = ["customer_id", "cutoff"]
+BANK = ROOT / "data" / "bank_marketing_dated.parquet"
 
 
 @pytest.fixture(scope="module")
@@ -160,6 +162,40 @@ def test_clv_with_time_ordered_folds_grouped_by_customer(client: Client, spend: 
     ensemble = training["ensemble"]
     assert ensemble["chosen"] in ("single", "voting") and "voting" in ensemble
     assert ensemble["margin"] == pytest.approx(ensemble["single"]["standard_error"])
+
+
+@pytest.fixture(scope="module")
+def leads(client: Client, data_root: Path) -> int:
+    """2,000 bank-marketing calls without ``duration`` (known only after the call)."""
+    bank = pd.read_parquet(BANK).sample(2000, random_state=0)
+    bank = bank.drop(columns=["duration", "date", "period", "y"])
+    path = data_root / f"bank-{uuid.uuid4().hex[:6]}.parquet"
+    bank.to_parquet(path, index=False)
+    result = client.submit("ingest_dataset", {"uri": path.name, "name": path.stem}).wait(120)
+    return int(result["dataset_id"])
+
+
+def test_lead_scoring_selects_features_inside_the_folds_and_compares_a_baseline(
+    client: Client, leads: int
+) -> None:
+    config = {
+        "model_name": f"leads-{uuid.uuid4().hex[:6]}",
+        "model_type": "lead_scoring",
+        "target": "y01",
+        "optimization": search(families=["logistic_regression", "random_forest"]),
+        "selection": {"method": "correlation", "max_features": 8},
+        "baseline": ["age", "balance", "campaign"],
+        "ensemble": {"methods": []},
+    }
+    result = client.submit_train(leads, config).wait(600, progress=False)
+    training = result["training"]
+    assert training["positive_class"] == "1" and result["threshold"] is not None
+    assert 0 < len(training["selected_features"]) <= 8
+    baseline = training["baseline"]
+    assert baseline["columns"] == ["age", "balance", "campaign"]
+    gap = baseline["model_minus_baseline"]
+    assert gap["low"] <= gap["difference"] <= gap["high"]
+    assert gap["difference"] == pytest.approx(baseline["model"] - baseline["baseline_score"])
 
 
 def segmentation(name: str, **extra: Any) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from sklearn.preprocessing import RobustScaler, StandardScaler
 from threadpoolctl import threadpool_limits
 
 from api_client.train_params import CLASSIFIER_FAMILIES as FAMILIES
+from api_client.train_params import FAMILIES_OF
 from workers.training.cross_validation import cross_validate, stratified_folds
 from workers.training.families import (
     GRID_PRESETS,
@@ -33,6 +34,7 @@ from workers.training.families import (
     grid_size,
     suggest_config,
     suggest_grid_config,
+    warm_start_params,
 )
 from workers.training.inputs import TrainingData, prepare_binary
 from workers.training.metrics import METRICS
@@ -477,3 +479,16 @@ def test_samplers_and_pruners() -> None:
         make_pruner("asha", 5)
     with pytest.raises(ValueError, match="strategy"):
         make_sampler("annealing", SPACE, 0)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("problem", ["binary", "multiclass", "regression"])
+def test_warm_start_is_each_familys_medium_preset_inside_the_space(problem: str) -> None:
+    space = SearchSpace(problem=problem, families=FAMILIES_OF[problem])  # type: ignore[arg-type]
+    warm = warm_start_params(space)
+    assert [p["family"] for p in warm] == list(space.families)
+    for params in warm:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # FixedTrial warns about out-of-range values
+            assert suggest_config(optuna.trial.FixedTrial(params), space) == params
+        assert config_of(params, space) == params
+    assert warm_start_params(SearchSpace("clustering", ("kmeans",))) == []

@@ -45,7 +45,8 @@ def choose_threshold(
     cost_fn: float = 1.0,
 ) -> dict[str, float]:
     """The decision threshold (predict positive when ``proba >= threshold``) that maximises F1
-    or minimises ``cost_fp·FP + cost_fn·FN`` on this holdout.
+    or minimises ``cost_fp·FP + cost_fn·FN`` on these predictions (the job passes the
+    cross-validated ones).
 
     Candidates are the distinct probabilities plus 0.5; ties go to the threshold closest to
     0.5 (the untuned default), then to the higher one.

@@ -7,7 +7,7 @@ conditional on the family and TPE never mixes one family's history into another'
 ``None`` is spelled "none" because categorical choices are stored in the Optuna database;
 the estimator builders map it back. Preprocessing is searched where it matters: scaling and
 pairwise interactions for linear models (trees are scale-free and find interactions
-themselves), scaling for clustering, the text encoding for every supervised family.
+themselves), scaling for clustering, the text encoding for every family.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
@@ -62,10 +62,20 @@ class SearchSpace:
                 f"{self.families}"
             )
 
-    def fingerprint(self) -> str:
-        """sha256 of the space as the request defined it (a change bumps the minor version)."""
-        data = asdict(self)
-        data.pop("nonnegative_target")  # a property of the data, not of the request
+    def fingerprint(self, selection: tuple[str, int | None] = ("none", None)) -> str:
+        """sha256 of what the request lets the search try (a change bumps the minor
+        version): the families and the choices that apply to them, and the selection."""
+        linear = any(f in LINEAR for f in self.families)
+        clustering = self.problem == "clustering"
+        data: dict[str, Any] = {
+            "problem": self.problem,
+            "families": sorted(self.families),
+            "encoding": sorted(self.encoding),
+            "scaling": sorted(self.scaling) if linear or clustering else None,
+            "interactions": sorted(self.interactions) if linear else None,
+            "segments": list(self.segments) if clustering else None,
+            "selection": list(selection),
+        }
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
@@ -306,6 +316,23 @@ def config_of(params: dict[str, Any], space: SearchSpace) -> dict[str, Any]:
         }
     )
     return config
+
+
+WARM_START_PRESET = 1  # "medium": scikit-learn-like defaults
+
+
+def warm_start_params(space: SearchSpace) -> list[dict[str, Any]]:
+    """Trial params to enqueue before the sampler's own: each supervised family's medium
+    preset with the first preprocessing choices. A short budget then always includes the
+    defaults that usually work (FLAML starts from defaults for the same reason), and TPE
+    starts from their scores instead of only from random points."""
+    if space.problem == "clustering":
+        return []
+    warm = []
+    for family in space.families:
+        config = _grid_config(family, WARM_START_PRESET, space)
+        warm.append(config)
+    return warm
 
 
 def check_families(families: Sequence[str], problem: Problem = "binary") -> list[str]:

@@ -26,7 +26,7 @@ from workers.jobs.errors import JobError
 from workers.preprocessing.loading import DatasetFacts
 from workers.training.artifact import dump_pipeline, library_versions
 from workers.training.data import TrainingSetup, dataset_of, training_setup
-from workers.training.families import config_of
+from workers.training.families import config_of, search_space_of
 from workers.training.fitting import STEPS, family_name, fit_segmentation, fit_supervised
 from workers.training.lease import lease_kept
 from workers.training.study import open_study
@@ -138,7 +138,10 @@ def _register(
                     "dropped_features": data.dropped,
                     "split": data.split,
                     "search_space": asdict(setup.space),
-                    "search_space_sha256": setup.space.fingerprint(),
+                    # as requested: not narrowed by the data (tweedie on negative targets)
+                    "search_space_sha256": search_space_of(params).fingerprint(
+                        (params.selection.method, params.selection.max_features)
+                    ),
                     "ensemble": fitted.get("ensemble"),
                     "selected_features": fitted.get("selected_features"),
                     "segments": fitted.get("segments"),

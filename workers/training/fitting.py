@@ -67,11 +67,13 @@ def fit_supervised(
     threshold: dict[str, Any] | None = None
     if data.problem == "binary":
         assert chosen_cv.oof is not None
+        # time-ordered folds never validate the earliest rows: their OOF stays NaN
+        validated = ~np.isnan(chosen_cv.oof)
         threshold = {
             "objective": params.threshold.objective,
             **choose_threshold(
-                data.y_train,
-                chosen_cv.oof,
+                data.y_train[validated],
+                chosen_cv.oof[validated],
                 objective=params.threshold.objective,
                 cost_fp=params.threshold.cost_fp,
                 cost_fn=params.threshold.cost_fn,

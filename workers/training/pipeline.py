@@ -1,11 +1,13 @@
 """One sklearn Pipeline per config: impute, scale and encode the inputs, optionally add
 interactions and select features, then the estimator.
 
-Only stock sklearn classes (no FunctionTransformer, no lambdas), so that the fitted model
-can be saved with skops and loaded with an explicit allow-list of types. SimpleImputer takes
-bool and nullable numeric columns as they are; text columns go through ``model_frame``
-first, because the one-hot encoder refuses mixed types (an object column holding 1 and "a",
-a category of numbers). Callers apply ``model_frame`` before fit and before predict.
+Only stock sklearn classes and functions (no lambdas; FeatureUnion's "passthrough" is a
+FunctionTransformer without a function; functools.partial binds a selection score's seed),
+so that the fitted model can be saved with skops and loaded with an explicit allow-list.
+SimpleImputer takes bool and nullable numeric columns as they are; text columns go
+through ``model_frame`` first, because the one-hot encoder refuses mixed types (an object
+column holding 1 and "a", a category of numbers). Callers apply ``model_frame`` before
+fit and before predict.
 """
 
 from __future__ import annotations
@@ -161,7 +163,8 @@ def _score_function(problem: Problem) -> Any:
 def _interactions(top_k: int, spec: ModelSpec) -> FeatureUnion:
     """The inputs plus the pairwise products of the ``top_k`` numeric inputs most related
     to the target (univariate F-test, fitted on the training fold). PolynomialFeatures
-    repeats the k chosen inputs beside their products; the duplicates are harmless."""
+    repeats the k chosen inputs beside their products: a linear model shares the weight
+    between the copies, and a selection step may keep both copies of one input."""
     pairs = Pipeline(
         [
             ("top", SelectKBest(_score_function(spec.problem), k=top_k)),

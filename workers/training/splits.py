@@ -5,7 +5,7 @@ what every trial is scored on, so the same seed must give every trial the same f
 Three strategies:
 
 - ``stratified_cv``: class shares kept in the holdout and in every fold (classification);
-- ``kfold``: plain shuffled folds (regression);
+- ``kfold``: plain shuffled folds (the default for regression and segmentation);
 - ``time_series``: rows are (customer, cutoff) snapshots whose labels look ``horizon`` past
   the cutoff, so a row may only be fitted on when its label was known before the rows it is
   judged against: fit cutoff + horizon <= validation cutoff, for every fold and the holdout.
@@ -230,8 +230,9 @@ def _check_class_rows(
 def _stratified_grouped(
     classes: np.ndarray, codes: np.ndarray, folds: int, holdout: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray, list[Fold]]:
-    """The holdout is one fold of round(1/holdout), so its share is 1/n, close to ``holdout``."""
-    n_outer = max(2, round(1.0 / holdout))
+    """The holdout is one fold of ceil(1/holdout), so its share 1/n is at most ``holdout``
+    (round() would make 0.4 a half: Python rounds 2.5 to 2)."""
+    n_outer = max(2, math.ceil(1.0 / holdout - 1e-9))
     n_groups = int(codes.max()) + 1 if len(codes) else 0
     if n_groups < n_outer:
         raise _too_few_rows(

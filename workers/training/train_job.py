@@ -19,7 +19,12 @@ from workers.jobs.errors import JobError
 from workers.jobs.registry import Waiting
 from workers.settings import Settings
 from workers.training.data import dataset_of, training_setup
-from workers.training.families import SearchSpace, grid_size, search_space_of
+from workers.training.families import (
+    SearchSpace,
+    grid_size,
+    search_space_of,
+    warm_start_params,
+)
 from workers.training.lease import lease_kept
 from workers.training.objective import direction_of
 from workers.training.study import create_study, is_sqlite
@@ -51,7 +56,7 @@ def run_train(ctx: JobContext, params: TrainParams) -> dict[str, Any] | Waiting:
     started = utcnow()
     timeout = params.optimization.timeout_s
     deadline = started + timedelta(seconds=timeout) if timeout else None
-    create_study(
+    study = create_study(
         settings.optuna_storage,
         settings.trial_heartbeat_s,
         ctx.job_id,
@@ -65,6 +70,9 @@ def run_train(ctx: JobContext, params: TrainParams) -> dict[str, Any] | Waiting:
             "model_type": params.model_type,
         },
     )
+    if params.optimization.strategy != "grid" and not study.trials:
+        for warm in warm_start_params(setup.space)[:n_trials]:
+            study.enqueue_trial(warm, skip_if_exists=True)
     group_id = f"train-{ctx.job_id}"
     with ctx.session() as session:
         FanInRepository(session).open(
