@@ -141,8 +141,10 @@ def _suggest_forest(trial: optuna.trial.BaseTrial, prefix: str, classify: bool) 
         f"{prefix}_min_samples_leaf": trial.suggest_int(
             f"{prefix}_min_samples_leaf", 1, 50, log=True
         ),
+        # 1.0 (every input at every split) is scikit-learn's regression default; by hand,
+        # shallow extra trees with it ranked CDNOW spend best (Spearman 0.503, sqrt 0.48)
         f"{prefix}_max_features": trial.suggest_categorical(
-            f"{prefix}_max_features", ["sqrt", "log2", 0.5]
+            f"{prefix}_max_features", ["sqrt", "log2", 0.5, 1.0]
         ),
     }
     if classify:
