@@ -171,25 +171,6 @@ def percentile_interval(point: float, samples: np.ndarray, level: float = LEVEL)
     return Interval(point, float(low), float(high))
 
 
-def paired_difference(
-    y: np.ndarray,
-    first: np.ndarray,
-    second: np.ndarray,
-    metric: Metric,
-    *,
-    resamples: int = 2000,
-    seed: int = SEED,
-    level: float = LEVEL,
-) -> Interval:
-    """metric(first) - metric(second) on all rows, with the percentile interval of that
-    difference over paired resamples (the same rows for both in each resample)."""
-    samples = bootstrap_scores(
-        y, {"first": first, "second": second}, metric, resamples=resamples, seed=seed
-    )
-    point = metric(y, first) - metric(y, second)
-    return percentile_interval(point, samples["first"] - samples["second"], level)
-
-
 # ---------------------------------------------------------------------- datasets and arms
 
 

@@ -19,10 +19,10 @@ from threadpoolctl import threadpool_limits
 
 from api_client.train_params import TrainParams
 from workers.training.cross_validation import CVResult
-from workers.training.data import TrainingSetup
+from workers.training.data import setup_for
 from workers.training.ensembles import RULE, choose, top_distinct_configs, voting_cv
 from workers.training.errors import TrainingInputError
-from workers.training.families import config_of, presets_of, search_space_of
+from workers.training.families import config_of, presets_of
 from workers.training.fitting import fit_segmentation, fit_supervised
 from workers.training.inputs import SplitPlan, TrainingData, prepare_training
 from workers.training.objective import direction_of, make_objective, make_sampler
@@ -116,23 +116,10 @@ def prepared(frame: pd.DataFrame, params: TrainParams) -> TrainingData:
     )
 
 
-def setup_of(data: TrainingData, params: TrainParams) -> TrainingSetup:
-    spec = ModelSpec(
-        problem=params.problem,
-        numeric=data.numeric,
-        categorical=data.categorical,
-        seed=params.seed,
-        selection=params.selection.method,
-        max_features=params.selection.max_features,
-    )
-    nonnegative = data.problem != "regression" or bool(data.y_train.min() >= 0)
-    return TrainingSetup(data, spec, search_space_of(params, nonnegative_target=nonnegative))
-
-
 def train(frame: pd.DataFrame, params: TrainParams) -> tuple[TrainingData, optuna.Study, dict]:
     """prepare, a 3-trial random in-memory study, then the job's final fit."""
     data = prepared(frame, params)
-    setup = setup_of(data, params)
+    setup = setup_for(data, params)
     study = optuna.create_study(
         direction=direction_of(params.metric), sampler=make_sampler("random", setup.space, 0)
     )

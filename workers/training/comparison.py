@@ -13,10 +13,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.pipeline import Pipeline
 
 from api_client.train_params import Problem
 from workers.training.metrics import metric_named
-from workers.training.pipeline import ModelSpec, build_pipeline
+from workers.training.pipeline import ModelSpec, preparation
 from workers.training.predict import predictions
 
 RESAMPLES = 1000
@@ -70,24 +71,13 @@ def fit_baseline(
     numeric = [c for c in spec.numeric if c in columns]
     categorical = [c for c in spec.categorical if c in columns]
     plain = ModelSpec(spec.problem, numeric, categorical, seed=spec.seed)
-    model = build_pipeline({"family": "hist_gradient_boosting", **_DEFAULTS}, plain)
     classify = spec.problem in ("binary", "multiclass")
     default = HistGradientBoostingClassifier if classify else HistGradientBoostingRegressor
-    model.steps[-1] = ("model", default(random_state=spec.seed))
+    model = Pipeline(
+        [("prepare", preparation({}, plain)), ("model", default(random_state=spec.seed))]
+    )
     model.fit(X_train, y_train)
     return predictions(model, X_holdout, spec.problem, n_classes)
-
-
-# Only to build the preparation steps; the estimator is replaced by the library default.
-_DEFAULTS = {
-    "hgb_learning_rate": 0.1,
-    "hgb_max_iter": 100,
-    "hgb_max_leaf_nodes": 31,
-    "hgb_min_samples_leaf": 20,
-    "hgb_l2_regularization": 0.0,
-    "hgb_class_weight": "none",
-    "hgb_loss": "squared_error",
-}
 
 
 def compare_with_baseline(

@@ -61,6 +61,14 @@ class TrainingSetup:
 def training_setup(runtime: Runtime, facts: DatasetFacts, params: TrainParams) -> TrainingSetup:
     """The job's data, spec and space; TrainingInputError becomes the job's error."""
     data = training_data(runtime, facts, params)
+    try:
+        return setup_for(data, params)
+    except TrainingInputError as exc:
+        raise JobError(exc.code, str(exc)) from None
+
+
+def setup_for(data: TrainingData, params: TrainParams) -> TrainingSetup:
+    """The pipeline spec and the search space of ``params`` on prepared ``data`` (no I/O)."""
     spec = ModelSpec(
         problem=params.problem,
         numeric=data.numeric,
@@ -71,16 +79,16 @@ def training_setup(runtime: Runtime, facts: DatasetFacts, params: TrainParams) -
     )
     nonnegative = data.problem != "regression" or bool(np.min(data.y_train) >= 0)
     if params.families == ["tweedie"] and not nonnegative:
-        raise JobError(
-            ErrorCode.INVALID_PARAMS,
+        raise TrainingInputError(
+            "invalid_params",
             "the tweedie family needs a non-negative target and this one has negative "
             "values; add ridge, random_forest or hist_gradient_boosting to families",
         )
     inputs = set(data.numeric) | set(data.categorical)
     unusable = [c for c in params.baseline or [] if c not in inputs]
     if unusable:
-        raise JobError(
-            ErrorCode.INVALID_PARAMS,
+        raise TrainingInputError(
+            "invalid_params",
             f"baseline column(s) {', '.join(unusable)} are not model inputs (missing, "
             "excluded or dropped: see the job's dropped features); the baseline must use "
             "input columns",

@@ -208,12 +208,12 @@ def fit_segmentation(
     data, spec = setup.data, setup.spec
     progress("finalize", 1, STEPS, "finalize: fit the segments on the whole training split")
     model = build_pipeline(config, spec)
-    model.fit(data.X_train)
+    # the steps fitted one by one leave the pipeline fitted, without a second transform
+    train_space = model[:-1].fit_transform(data.X_train)
+    train_labels = model[-1].fit_predict(train_space)
     n_segments = int(config["n_segments"])
     progress("finalize", 2, STEPS, "finalize: segment scores, sizes and profiles")
-    train_space = model[:-1].transform(data.X_train)
     holdout_space = model[:-1].transform(data.X_holdout)
-    train_labels = model[-1].predict(train_space)
     holdout_labels = model[-1].predict(holdout_space)
     train_scores = clustering_scores(train_space, train_labels, seed=params.seed)
     holdout_scores = clustering_scores(holdout_space, holdout_labels, seed=params.seed)

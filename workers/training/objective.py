@@ -89,9 +89,8 @@ def _clustering_value(
     """Silhouette of the segments on the training rows, in the pipeline's own feature
     space (a seeded sample of rows: the exact score is quadratic in rows)."""
     model = build_pipeline(config, spec)
-    model.fit(data.X_train)
-    space = model[:-1].transform(data.X_train)
-    labels = model[-1].predict(space)
+    space = model[:-1].fit_transform(data.X_train)
+    labels = model[-1].fit_predict(space)
     value = silhouette(space, labels, seed=spec.seed)
     trial.set_user_attr("segments_found", len(np.unique(labels)))
     return value

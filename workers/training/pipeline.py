@@ -91,7 +91,7 @@ def build_pipeline(config: dict[str, Any], spec: ModelSpec) -> Any:
     if family in ENSEMBLES:
         members = [(f"m{i}", build_pipeline(m, spec)) for i, m in enumerate(config["members"])]
         return ensemble_of(family, members, spec)
-    steps: list[tuple[str, Any]] = [("prepare", _prepare(config, spec))]
+    steps: list[tuple[str, Any]] = [("prepare", preparation(config, spec))]
     if spec.selection != "none":
         steps.append(("select", selector(spec)))
     steps.append(("model", estimator_for(config, spec.problem, spec.seed, spec.n_jobs)))
@@ -114,7 +114,9 @@ def ensemble_of(method: str, members: list[tuple[str, Any]], spec: ModelSpec) ->
     return StackingRegressor(members, final_estimator=RidgeCV(), cv=STACKING_FOLDS)
 
 
-def _prepare(config: dict[str, Any], spec: ModelSpec) -> ColumnTransformer:
+def preparation(config: dict[str, Any], spec: ModelSpec) -> ColumnTransformer:
+    """Imputation, scaling, interactions and encoding of the inputs, as ``config`` chooses
+    (no ``prep_*`` keys: median imputation and one-hot encoding only)."""
     branches: list[tuple[str, Any, list[str]]] = []
     if spec.numeric:
         steps: list[tuple[str, Any]] = [

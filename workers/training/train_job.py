@@ -22,7 +22,6 @@ from workers.training.data import dataset_of, training_setup
 from workers.training.families import (
     SearchSpace,
     grid_size,
-    search_space_of,
     warm_start_params,
 )
 from workers.training.lease import lease_kept
@@ -121,10 +120,11 @@ def check_limits(settings: Settings, params: TrainParams) -> None:
             f"parallelism {search.parallelism} is above this cluster's cap of "
             f"{settings.max_parallelism} (CIPML_MAX_PARALLELISM)",
         )
-    check_grid(params, search_space_of(params))
 
 
 def check_grid(params: TrainParams, space: SearchSpace) -> None:
+    """The grid's size depends on the families the data allows (no tweedie for a negative
+    target), so this runs once the data is loaded, still before any trial."""
     search = params.optimization
     if search.strategy == "grid" and search.n_trials > grid_size(space):
         raise JobError(
