@@ -6,13 +6,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, inspect, select, update
+from sqlalchemy import delete, func, inspect, select, update
 from sqlalchemy.orm import Session
 
 from api_client.contract import TERMINAL_STATUSES, JobStatus
 from storage.db import insert_for
 from storage.errors import NotFound
-from storage.models import Job, JobEvent, utcnow
+from storage.models import Job, JobEvent, TrainingLease, utcnow
 
 _TERMINAL = [s.value for s in TERMINAL_STATUSES]
 
@@ -131,7 +131,9 @@ class JobRepository:
         resources: dict[str, Any] | None = None,
         at: datetime | None = None,
     ) -> bool:
-        """End a job unless it has already ended; returns whether this call ended it."""
+        """End a job unless it has already ended; returns whether this call ended it. An
+        ended job's training slot is freed in the same transaction, so nobody who sees
+        the job ended can still see its slot held."""
         values: dict[str, Any] = {
             "status": status.value,
             "result": result,
@@ -143,7 +145,10 @@ class JobRepository:
         outcome = self.session.execute(
             update(Job).where(Job.id == job_id, Job.status.not_in(_TERMINAL)).values(**values)
         )
-        return bool(getattr(outcome, "rowcount", 0))
+        ended = bool(getattr(outcome, "rowcount", 0))
+        if ended:
+            self.session.execute(delete(TrainingLease).where(TrainingLease.job_id == job_id))
+        return ended
 
     def mark_dispatched(self, job_id: str) -> None:
         self.session.execute(update(Job).where(Job.id == job_id).values(dispatched_at=utcnow()))

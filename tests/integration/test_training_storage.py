@@ -131,9 +131,10 @@ def test_admission_grants_free_slots_oldest_first(sessions: sessionmaker[Session
         ]
     with transaction(sessions) as session:  # nothing free: nothing granted
         assert AdmissionRepository(session).admit(limit=2, lease_s=60).admitted == []
-    with transaction(sessions) as session:  # w0 ended: its slot goes to w2
+    with transaction(sessions) as session:  # w0 ended: its slot is freed with it
         JobRepository(session).finish("w0", JobStatus.SUCCEEDED)
-    with transaction(sessions) as session:
+        assert sorted(AdmissionRepository(session).held()) == ["w1"]
+    with transaction(sessions) as session:  # and goes to w2
         assert AdmissionRepository(session).admit(limit=2, lease_s=60).admitted == ["w2"]
     later = utcnow() + timedelta(seconds=120)  # w1 and w2 crashed: their leases expire
     with transaction(sessions) as session:
