@@ -32,6 +32,14 @@ from api_client.errors import (
     ServiceUnavailable,
 )
 from api_client.progress_bar import ProgressBar
+from api_client.registry_params import (
+    AliasHistoryRequest,
+    LineageRequest,
+    PredictRequest,
+    RecordOutcomesRequest,
+    SetAliasRequest,
+    VersionsRequest,
+)
 from api_client.schemas import (
     ControlReply,
     JobInfo,
@@ -42,6 +50,7 @@ from api_client.schemas import (
     SubmitRequest,
     validate_params,
 )
+from api_client.strict import StrictModel
 
 # Idempotency keys map to job ids deterministically, so a retried submit needs no round trip.
 IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1d2a52-3c1e-4b8e-9a57-2f4b8c8d0c11")
@@ -195,6 +204,106 @@ class Client:
         reply = self._call(TaskName.CANCEL, JobRef(job_id=job_id, actor=actor).model_dump())
         return reply.message or ""
 
+    # ------------------------------------------------------------------ registry
+
+    def versions(self, model_name: str) -> list[dict[str, Any]]:
+        """Every version of a model, oldest first, with its status, aliases and metrics."""
+        request = _request(VersionsRequest, model_name=model_name)
+        return list(self._call(TaskName.VERSIONS, request).data_or_empty().get("versions", []))
+
+    def lineage(self, model_name: str, version: str) -> dict[str, Any]:
+        """Where a version came from: training job, study, datasets back to the raw input,
+        parent version, library versions, and whether the recorded hashes match."""
+        request = _request(LineageRequest, model_name=model_name, version=version)
+        return self._call(TaskName.LINEAGE, request).data_or_empty()
+
+    def set_alias(
+        self,
+        model_name: str,
+        alias: str,
+        version: str,
+        reason: str,
+        *,
+        actor: str | None = None,
+        expected_revision: int | None = None,
+    ) -> dict[str, Any]:
+        """Point ``alias`` (champion, challenger or a name of yours) at ``version``. The
+        version's artifact is verified first. Raises CipmlError ``alias_conflict`` when
+        someone moved the alias meanwhile (or it is not at ``expected_revision``)."""
+        request = _request(
+            SetAliasRequest,
+            model_name=model_name,
+            alias=alias,
+            version=version,
+            reason=reason,
+            actor=actor,
+            expected_revision=expected_revision,
+        )
+        return self._call(TaskName.SET_ALIAS, request).data_or_empty()
+
+    def alias_history(
+        self, model_name: str, alias: str | None = None, at: datetime | None = None
+    ) -> dict[str, Any]:
+        """Every move of a model's aliases (or one alias), oldest first; with ``at``, also
+        which version the alias named at that time (``{"version": ...}``, None if unset)."""
+        request = _request(AliasHistoryRequest, model_name=model_name, alias=alias, at=at)
+        return self._call(TaskName.ALIAS_HISTORY, request).data_or_empty()
+
+    # ------------------------------------------------------------------ scoring
+
+    def predict(
+        self,
+        model_name: str,
+        rows: list[dict[str, Any]],
+        *,
+        key_column: str = "customer_id",
+        alias: str = "champion",
+    ) -> dict[str, Any]:
+        """Score a small batch inline (at most CIPML_MAX_INLINE_ROWS rows, JSON objects with
+        the model's input columns and the routing key). A bad row is reported in
+        ``errors`` with its position; the other rows are scored. Each prediction names
+        the version that made it and its ``prediction_id`` (for ``record_outcomes``)."""
+        request = _rows_request(
+            model_name=model_name, rows=rows, key_column=key_column, alias=alias
+        )
+        return self._call(TaskName.PREDICT, request, queue="scoring").data_or_empty()
+
+    def score_dataset(
+        self,
+        model_name: str,
+        dataset_id: int,
+        *,
+        alias: str = "champion",
+        key_column: str = "customer_id",
+        output_name: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> JobHandle:
+        """Score a registered dataset by reference (any size) into a new dataset: a job."""
+        params: dict[str, Any] = {
+            "model_name": model_name,
+            "dataset_id": dataset_id,
+            "alias": alias,
+            "key_column": key_column,
+        }
+        if output_name is not None:
+            params["output_name"] = output_name
+        return self.submit("score_dataset", params, idempotency_key=idempotency_key)
+
+    def record_outcomes(self, model_name: str, outcomes: list[dict[str, Any]]) -> dict[str, Any]:
+        """True outcomes, each by ``prediction_id`` or ``routing_key`` with a ``value`` or
+        ``label`` (and optionally ``observed_at``). Returns counts: recorded, updated (a
+        repeat: the last write wins), unknown prediction ids."""
+        request = _request(RecordOutcomesRequest, model_name=model_name, outcomes=outcomes)
+        return self._call(TaskName.RECORD_OUTCOMES, request, queue="scoring").data_or_empty()
+
+    def forget_customer(self, customer_id: str, *, actor: str | None = None) -> JobHandle:
+        """Erase a customer's predictions, outcomes and rows of derived datasets: a job whose
+        result counts what was removed (the record keeps no customer data)."""
+        params: dict[str, Any] = {"customer_id": customer_id}
+        if actor is not None:
+            params["actor"] = actor
+        return self.submit("forget_customer", params)
+
     def close(self) -> None:
         self._app.close()
 
@@ -206,20 +315,26 @@ class Client:
 
     # ------------------------------------------------------------------ plumbing
 
-    def _send(self, name: str, payload: dict[str, Any], task_id: str | None = None) -> Any:
+    def _send(
+        self,
+        name: str,
+        payload: dict[str, Any],
+        task_id: str | None = None,
+        queue: str = "control",
+    ) -> Any:
         try:
-            return self._app.send_task(name, args=[payload], queue="control", task_id=task_id)
+            return self._app.send_task(name, args=[payload], queue=queue, task_id=task_id)
         except KombuOperationalError as exc:
             raise ServiceUnavailable(f"cannot reach the broker: {exc}") from exc
 
-    def _call(self, name: str, payload: dict[str, Any]) -> ControlReply:
-        pending = self._send(name, payload)
+    def _call(self, name: str, payload: dict[str, Any], queue: str = "control") -> ControlReply:
+        pending = self._send(name, payload, queue=queue)
         try:
-            raw = pending.get(timeout=self.control_timeout, interval=0.02)
+            raw = pending.get(timeout=self.control_timeout, interval=0.005)
         except CeleryTimeout:
             raise ServiceUnavailable(
                 f"no worker answered {name} within {self.control_timeout:g}s: start one that "
-                "consumes the 'control' queue (cipml worker)"
+                f"consumes the {queue!r} queue (cipml worker)"
             ) from None
         except KombuOperationalError as exc:
             raise ServiceUnavailable(f"cannot reach the result backend: {exc}") from exc
@@ -348,6 +463,23 @@ def _outcome(summary: JobSummary) -> dict[str, Any]:
         code=error.code if error else ErrorCode.INTERNAL_ERROR,
         job_id=summary.job_id,
     )
+
+
+def _request(model: type[StrictModel], **fields: Any) -> dict[str, Any]:
+    """A request body validated here first: a bad call fails before anything is sent."""
+    try:
+        return model.model_validate(fields).model_dump(mode="json")
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
+
+
+def _rows_request(**fields: Any) -> dict[str, Any]:
+    """A predict body: validated, but the rows' values go as given, so an infinite number
+    reaches the worker (and comes back as that row's ``value_not_finite``) rather than
+    turning into a missing value on the way."""
+    body = _request(PredictRequest, **fields)
+    body["rows"] = fields["rows"]
+    return body
 
 
 def _error_from(reply: ControlReply) -> CipmlError:

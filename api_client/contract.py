@@ -89,6 +89,17 @@ class ErrorCode(StrEnum):
     LIMIT_EXCEEDED = "limit_exceeded"
     TRIALS_FAILED = "trials_failed"
     NO_TRIAL_COMPLETED = "no_trial_completed"
+    MODEL_NOT_FOUND = "model_not_found"
+    VERSION_NOT_FOUND = "version_not_found"
+    ALIAS_NOT_SET = "alias_not_set"
+    ALIAS_CONFLICT = "alias_conflict"
+    INVALID_TRANSITION = "invalid_transition"
+    ARTIFACT_REFUSED = "artifact_refused"
+    BATCH_TOO_LARGE = "batch_too_large"
+    # Per-row errors of a scoring batch (the batch itself succeeds).
+    VALUE_MISSING = "value_missing"
+    VALUE_NOT_FINITE = "value_not_finite"
+    ROUTING_KEY_MISSING = "routing_key_missing"
 
 
 class TaskName(StrEnum):
@@ -99,6 +110,13 @@ class TaskName(StrEnum):
     LIST_JOBS = "cipml.control.list_jobs"
     CANCEL = "cipml.control.cancel"
     ADMIT_TRAINING = "cipml.control.admit_training"  # beat's admission tick
+    VERSIONS = "cipml.registry.versions"
+    LINEAGE = "cipml.registry.lineage"
+    SET_ALIAS = "cipml.registry.set_alias"
+    ALIAS_HISTORY = "cipml.registry.alias_history"
+    PREDICT = "cipml.scoring.predict"  # on the scoring queue
+    RECORD_OUTCOMES = "cipml.scoring.record_outcomes"
+    RETENTION_TICK = "cipml.control.retention_tick"  # beat's daily retention
 
 
 def job_task_name(job_type: str) -> str:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from api_client.contract import CONTRACT_VERSION, Queue
 from api_client.feature_params import BuildFeaturesParams
 from api_client.quality_params import AssessQualityParams, CleanParams
+from api_client.registry_params import ForgetCustomerParams, RetentionParams, ScoreDatasetParams
 from api_client.strict import DatasetName, StrictModel
 from api_client.train_params import TrainParams
 
@@ -104,6 +105,9 @@ JOB_TYPES: dict[str, JobSpec] = {
     "clean": JobSpec(CleanParams, Queue.PREPROCESSING.value),
     "build_features": JobSpec(BuildFeaturesParams, Queue.PREPROCESSING.value),
     "train": JobSpec(TrainParams, Queue.TRAINING.value),
+    "score_dataset": JobSpec(ScoreDatasetParams, Queue.SCORING.value),
+    "forget_customer": JobSpec(ForgetCustomerParams, Queue.SCORING.value),
+    "apply_retention": JobSpec(RetentionParams, Queue.SCORING.value),
 }
 
 # Job types that wait for an admission slot (CIPML_MAX_TRAINING_JOBS) before they run.
@@ -191,8 +195,12 @@ class ControlReply(BaseModel):
     ok: bool
     job: JobInfo | None = None
     jobs: list[JobInfo] | None = None
+    data: dict[str, Any] | None = None  # registry and scoring replies
     message: str | None = None
     error: ErrorInfo | None = None
+
+    def data_or_empty(self) -> dict[str, Any]:
+        return dict(self.data or {})
 
 
 class ListJobsRequest(StrictModel):

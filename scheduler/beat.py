@@ -21,6 +21,12 @@ SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": settings.admission_interval_s,
         "options": {"queue": "control", "expires": settings.admission_interval_s},
     },
+    # Retention of prediction logs, outcomes and archived versions' artifacts.
+    "retention": {
+        "task": TaskName.RETENTION_TICK.value,
+        "schedule": settings.retention_interval_s,
+        "options": {"queue": "control", "expires": settings.retention_interval_s},
+    },
 }
 
 app = create_app(settings)

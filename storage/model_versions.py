@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from storage.artifacts import ArtifactRepository
 from storage.errors import Conflict, NotFound
-from storage.models import ModelVersion
+from storage.models import ModelVersion, VersionEvent
 from storage.semver import FIRST_VERSION, VersionBump, next_version, semver_key
 
 __all__ = [
@@ -105,5 +105,17 @@ class ModelVersionRepository:
             artifacts = ArtifactRepository(self.session)
             artifacts.add_ref(version.artifact_sha256, "model_version", str(version.id))
             artifacts.add_ref(version.reference_sha256, "model_reference", str(version.id))
+            # The first step of the version's life, so its history starts at registration.
+            self.session.add(
+                VersionEvent(
+                    version_id=version.id,
+                    from_status=None,
+                    to_status="registered",
+                    actor=f"job:{version.job_id}",
+                    reason="registered by its training job",
+                    at=version.created_at,
+                )
+            )
+            self.session.flush()
             return version, True
         raise Conflict(f"could not allocate a version for model {version.model_name!r}")

@@ -282,6 +282,112 @@ class ModelVersion(Base):
     library_versions: Mapped[dict[str, Any]] = mapped_column(default=dict)
     lineage: Mapped[dict[str, Any]] = mapped_column(default=dict)
     training: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # HMAC-SHA256 of the artifact bytes under CIPML_ARTIFACT_HMAC_KEY, when a key is set
+    # at registration; checked on load whenever it is present.
+    artifact_hmac: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (UniqueConstraint("model_name", "version"),)
+
+
+class VersionEvent(Base):
+    """One step in a version's life: registered -> staged -> deployed -> archived."""
+
+    __tablename__ = "version_events"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    version_id: Mapped[int] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="CASCADE"), index=True
+    )
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ModelAlias(Base):
+    """Where an alias of a model points now. ``revision`` counts its moves: a move names
+    the revision it saw, so of two racing moves one wins and the other gets a conflict."""
+
+    __tablename__ = "model_aliases"
+
+    model_name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    revision: Mapped[int]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(200))
+
+
+class AliasEvent(Base):
+    """Every move of an alias (set, moved, removed): who, when, from, to and why. The
+    history answers which version an alias named at any past time."""
+
+    __tablename__ = "alias_events"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    model_name: Mapped[str] = mapped_column(String(200))
+    alias: Mapped[str] = mapped_column(String(64))
+    revision: Mapped[int]
+    from_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    to_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    actor: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("model_name", "alias", "revision"),
+        Index("ix_alias_events_model_alias_at", "model_name", "alias", "at"),
+    )
+
+
+class PredictionFile(Base):
+    """One Parquet file of the prediction log: a batch of predictions of one model, all in
+    one hour (files live under <log root>/model=<name>/hour=<YYYY-MM-DDTHH>/)."""
+
+    __tablename__ = "prediction_files"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    model_name: Mapped[str] = mapped_column(String(200))
+    hour: Mapped[datetime]
+    path: Mapped[str] = mapped_column(Text)  # relative to the log root
+    rows: Mapped[int]
+    first_at: Mapped[datetime]
+    last_at: Mapped[datetime]
+    # The writer's batch id: a redelivered scoring chunk logs its batch once.
+    batch_id: Mapped[str] = mapped_column(String(100), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_prediction_files_model_hour", "model_name", "hour"),)
+
+
+class Outcome(Base):
+    """The true outcome of a prediction (by prediction id) or of a routing key (applies to
+    that key's predictions made before ``observed_at``). Last write wins; ``writes``
+    counts how often it was recorded."""
+
+    __tablename__ = "outcomes"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    model_name: Mapped[str] = mapped_column(String(200))
+    subject_kind: Mapped[str] = mapped_column(String(16))  # "prediction" or "key"
+    subject: Mapped[str] = mapped_column(String(200))
+    value: Mapped[float | None]
+    label: Mapped[str | None] = mapped_column(String(200))
+    observed_at: Mapped[datetime]
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    writes: Mapped[int] = mapped_column(default=1)
+
+    __table_args__ = (
+        UniqueConstraint("model_name", "subject_kind", "subject"),
+        Index("ix_outcomes_model_observed", "model_name", "observed_at"),
+    )

@@ -19,6 +19,7 @@ TASK_MODULES = [
     "workers.diagnostics.tasks",
     "workers.preprocessing.tasks",
     "workers.training.tasks",
+    "workers.deployment.tasks",
 ]
 
 

@@ -159,13 +159,83 @@ class Settings(BaseSettings):
         gt=0,
         description="How often beat re-checks admission (expired slots, waiting jobs).",
     )
-    inline_batch_max_rows: int = Field(
+    max_inline_rows: int = Field(
         1000,
         ge=1,
         le=100_000,
         description=(
-            "Largest batch of rows a client may send inline (larger batches go by reference)."
+            "Largest batch of rows `predict` takes inline (JSON on the wire); larger batches "
+            "are refused with a pointer to `score_dataset`, which scores by reference."
         ),
+    )
+    artifact_hmac_key: str | None = Field(
+        None,
+        description=(
+            "Secret key (any string; keep it in a secret store) for HMAC-SHA256 signatures of "
+            "model artifacts: versions registered while it is set are signed, and a signed "
+            "artifact is refused on load unless the signature verifies. Unset: no signing."
+        ),
+    )
+    pipeline_cache_size: int = Field(
+        8,
+        ge=1,
+        description=(
+            "Verified model pipelines each worker process keeps loaded (least recently "
+            "used evicted), keyed by artifact sha256."
+        ),
+    )
+    prediction_log_root: str | None = Field(
+        None,
+        description=(
+            "Where the prediction log's Parquet files go: a folder or any fsspec URL, "
+            "partitioned by model and hour. Default: $CIPML_HOME/predictions."
+        ),
+    )
+    prediction_log_flush_s: float = Field(
+        1.0,
+        ge=0,
+        le=60,
+        description=(
+            "How often each worker process writes the inline predictions it buffered to the "
+            "prediction log (0: at once). A process killed with SIGKILL loses at most this "
+            "long of log rows; the replies were already sent."
+        ),
+    )
+    prediction_retention_days: float = Field(
+        90,
+        gt=0,
+        description=(
+            "Prediction logs and outcomes older than this are deleted by the retention job "
+            "(personal data is kept no longer than monitoring needs it)."
+        ),
+    )
+    retention_interval_s: float = Field(
+        86400,
+        gt=0,
+        description=(
+            "How often beat starts the apply_retention job (one job per period, however "
+            "many beats run)."
+        ),
+    )
+    artifact_retention_days: float = Field(
+        30,
+        gt=0,
+        description=(
+            "The artifact retention job deletes the artifacts of versions archived longer "
+            "than this ago that no alias held within this window and nothing else references."
+        ),
+    )
+    git_commit: str | None = Field(
+        None,
+        description=(
+            "Git commit of the running code, recorded in each model version's lineage. "
+            "Default: read from the checkout when the code runs from one."
+        ),
+    )
+    score_chunk_rows: int = Field(
+        100_000,
+        ge=1000,
+        description="Rows `score_dataset` reads, scores and writes per chunk (bounds memory).",
     )
     redis_tls_ca_file: str | None = Field(
         None, description=("CA bundle for rediss:// broker and result backend.")
@@ -309,6 +379,10 @@ class Settings(BaseSettings):
     @property
     def artifacts(self) -> str:
         return self.artifact_root or str((self.home / "artifacts").resolve())
+
+    @property
+    def prediction_logs(self) -> str:
+        return self.prediction_log_root or str((self.home / "predictions").resolve())
 
     @property
     def input_roots(self) -> list[str]:

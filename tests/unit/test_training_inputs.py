@@ -173,9 +173,9 @@ def test_inputs_are_classified_and_dropped_with_reasons() -> None:
     }
     assert list(data.X_train.columns) == ["plan", "age", "active"]
     assert data.input_schema == [
-        {"name": "plan", "dtype": "str"},
-        {"name": "age", "dtype": "int64"},
-        {"name": "active", "dtype": "bool"},
+        {"name": "plan", "dtype": "str", "kind": "categorical", "nullable": True},
+        {"name": "age", "dtype": "int64", "kind": "numeric", "nullable": False},
+        {"name": "active", "dtype": "bool", "kind": "numeric", "nullable": False},
     ]
 
 
@@ -190,7 +190,12 @@ def test_mixed_text_columns_are_cast_to_str() -> None:
     data = prepare(table(YES_NO, mixed=mixed))
     assert data.categorical == ["mixed"]
     assert data.X_train["mixed"].dtype == "str"
-    assert data.input_schema[1] == {"name": "mixed", "dtype": "object"}
+    assert data.input_schema[1] == {
+        "name": "mixed",
+        "dtype": "object",
+        "kind": "categorical",
+        "nullable": True,
+    }
     values = pd.concat([data.X_train["mixed"], data.X_holdout["mixed"]])
     assert sorted(values.dropna().unique()) == ["1", "2.5", "a"]
     assert values.isna().sum() == 5

@@ -6,12 +6,11 @@ import logging
 from typing import Any, TypeVar
 
 from celery import Task, shared_task
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from api_client.contract import CONTRACT_VERSION, ErrorCode, JobStatus, TaskName, job_task_name
+from api_client.contract import ErrorCode, JobStatus, TaskName, job_task_name
 from api_client.schemas import (
     ADMISSION_CONTROLLED,
-    ControlReply,
     ErrorInfo,
     JobInfo,
     JobRef,
@@ -22,6 +21,9 @@ from storage.db import transaction
 from storage.errors import DatabaseUnavailable, NotFound
 from storage.jobs import JobRepository
 from storage.models import Job
+from workers.control.replies import parse_request as _parse
+from workers.control.replies import refused as _refused
+from workers.control.replies import reply as _reply
 from workers.control.submissions import parse_submission, record_submission, request_cancel
 from workers.jobs.admission import admit_waiting, job_ended
 from workers.jobs.lifecycle import error_of, publish
@@ -57,29 +59,6 @@ def job_info(job: Job, queue_position: int | None = None) -> JobInfo:
         peak_rss_bytes=job.peak_rss_bytes,
         queue_position=queue_position,
     )
-
-
-def _reply(**fields: Any) -> dict[str, Any]:
-    return ControlReply(**fields).model_dump(mode="json")
-
-
-def _refused(code: str, message: str) -> dict[str, Any]:
-    return _reply(ok=False, error=ErrorInfo(code=code, message=message))
-
-
-def _parse(model: type[T], payload: Any) -> T | dict[str, Any]:
-    """The request, or the refusal to send back (a newer contract, a malformed body)."""
-    contract = payload.get("contract") if isinstance(payload, dict) else None
-    if isinstance(contract, int) and contract > CONTRACT_VERSION:
-        return _refused(
-            ErrorCode.CONTRACT_VERSION_UNSUPPORTED,
-            f"the client speaks contract {contract}, this worker knows up to "
-            f"{CONTRACT_VERSION}: upgrade the workers before the clients",
-        )
-    try:
-        return model.model_validate(payload)
-    except ValidationError as exc:
-        return _refused(ErrorCode.INVALID_MESSAGE, str(exc))
 
 
 UNAVAILABLE = (

@@ -20,7 +20,9 @@ from storage.fanin import FanInRepository
 from storage.jobs import JobRepository
 from storage.model_versions import ModelVersionRepository
 from storage.models import ModelVersion
+from storage.signing import artifact_hmac
 from storage.trial_claims import TrialClaimRepository
+from workers.build_info import build_info
 from workers.jobs.context import JobContext
 from workers.jobs.errors import JobError
 from workers.preprocessing.loading import DatasetFacts
@@ -122,7 +124,13 @@ def _register(
                     "job_id": ctx.job_id,
                     "study_name": study.study_name,
                     "parent_version_id": params.parent_version_id,
+                    **build_info(ctx.settings.git_commit),
                 },
+                artifact_hmac=(
+                    artifact_hmac(model_bytes, ctx.settings.artifact_hmac_key)
+                    if ctx.settings.artifact_hmac_key
+                    else None
+                ),
                 training={
                     "config": params.model_dump(mode="json"),
                     "best_trial": best.number,

@@ -72,7 +72,7 @@ class TrainingData:
     dropped: dict[str, str]
     positive_class: str | None
     classes: list[str]
-    input_schema: list[dict[str, str]]
+    input_schema: list[dict[str, Any]]
     problem: Problem = "binary"
     folds: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
     split: dict[str, Any] = field(default_factory=dict)
@@ -171,7 +171,7 @@ def prepare_training(
         dropped=dropped,
         positive_class=encoded.positive_class,
         classes=encoded.classes,
-        input_schema=[{"name": c, "dtype": str(frame[c].dtype)} for c in inputs],
+        input_schema=[_schema_field(frame[c], c in categorical) for c in inputs],
         problem=problem,
         folds=split.folds,
         split=split.description,
@@ -279,6 +279,18 @@ def _candidate_inputs(
         chosen = set(features)
     skipped = {target, *exclude}
     return [c for c in columns if c in chosen and c not in skipped]
+
+
+def _schema_field(column: pd.Series, categorical: bool) -> dict[str, Any]:
+    """What scoring checks a row's value against: the column's dtype as the table gave it,
+    whether the model reads it as text, and whether training saw it missing (a value
+    missing now where it never was is refused per row rather than guessed)."""
+    return {
+        "name": str(column.name),
+        "dtype": str(column.dtype),
+        "kind": "categorical" if categorical else "numeric",
+        "nullable": bool(column.isna().any()),
+    }
 
 
 def _classify_inputs(

@@ -1,0 +1,309 @@
+"""The registry and scoring through real workers on Redis + PostgreSQL: versions, lineage,
+aliases with history, verified artifacts, inline and by-reference scoring with per-row
+errors, the prediction and outcome logs, erasure of one customer, and retention.
+
+The model is a small churn model on a 1,500-customer slice of the bundled CDNOW log."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from api_client import CipmlError, Client, InvalidRequest, JobFailed
+from storage.artifact_store import ArtifactStore
+from storage.datasets import DatasetRepository
+from storage.db import transaction
+from storage.models import Job, ModelVersion
+from storage.prediction_log import PredictionLog
+from tests.acceptance.conftest import CDNOW
+from tests.acceptance.helpers import eventually
+
+pytestmark = pytest.mark.slow
+
+CUSTOMERS = 1500
+IDS = ["customer_id", "cutoff"]
+
+
+@pytest.fixture(scope="module")
+def features(client: Client, data_root: Path) -> int:
+    events = pd.read_parquet(CDNOW)
+    chosen = np.sort(events["customer_id"].unique())[:CUSTOMERS]
+    path = data_root / f"cdnow-scoring-{uuid.uuid4().hex[:6]}.parquet"
+    events[events["customer_id"].isin(chosen)].to_parquet(path, index=False)
+    log = client.submit("ingest_dataset", {"uri": path.name, "name": path.stem}).wait(120)
+    params = {
+        "dataset_id": log["dataset_id"],
+        "customer_id_column": "customer_id",
+        "timestamp_column": "date",
+        "value_columns": ["dollar_value", "number_of_cds"],
+        "cutoffs": ["1997-10-01"],
+        "rolling_windows": ["30D", "90D"],
+        "label": {"kind": "churn", "horizon": "39W"},
+    }
+    return int(client.submit("build_features", params).wait(300)["dataset_id"])
+
+
+@pytest.fixture(scope="module")
+def model(client: Client, features: int) -> dict[str, Any]:
+    """Two versions of one churn model (seeds 0 and 1: the same schema and family, so the
+    second is a patch)."""
+    name = f"churn-{uuid.uuid4().hex[:6]}"
+    versions = []
+    for seed in (0, 1):
+        config = {
+            "model_name": name,
+            "model_type": "churn",
+            "target": "label",
+            "exclude": IDS,
+            "optimization": {
+                "strategy": "random",
+                "n_trials": 2,
+                "parallelism": 1,
+                "families": ["logistic_regression"],
+            },
+            "validation": {"folds": 3},
+            "ensemble": {"methods": []},
+            "seed": seed,
+        }
+        versions.append(client.submit_train(features, config).wait(600, progress=False))
+    return {"name": name, "versions": versions}
+
+
+@pytest.fixture(scope="module")
+def table(
+    features: int, store: ArtifactStore, service_sessions: sessionmaker[Session]
+) -> pd.DataFrame:
+    with transaction(service_sessions) as session:
+        sha = DatasetRepository(session).require(features).stored_sha256
+    with store.open_verified(sha) as handle:
+        return pd.read_parquet(handle)
+
+
+@pytest.fixture(scope="module")
+def prediction_log(service_env: dict[str, str]) -> PredictionLog:
+    return PredictionLog(str(Path(service_env["CIPML_HOME"]) / "predictions"))
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as a client sends them: plain JSON values."""
+    plain = frame.drop(columns=["label", "cutoff"]).astype(object)
+    return [
+        {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
+        for row in plain.to_dict("records")
+    ]
+
+
+def test_versions_aliases_history_and_lineage(
+    client: Client, model: dict[str, Any], features: int
+) -> None:
+    name = model["name"]
+    listed = client.versions(name)
+    assert [v["version"] for v in listed] == ["1.0.0", "1.0.1"]
+    assert [v["status"] for v in listed] == ["registered", "registered"]
+    first = client.set_alias(name, "champion", "1.0.0", "first release", actor="alice")
+    assert first["changed"] and first["revision"] == 1
+    between = datetime.now(UTC)
+    second = client.set_alias(name, "champion", "1.0.1", "retrained with seed 1", actor="bob")
+    assert second["event"]["from_version"] == "1.0.0"
+    again = client.set_alias(name, "champion", "1.0.1", "retry", actor="bob")
+    assert not again["changed"] and again["revision"] == 2  # a retried move writes nothing
+    history = client.alias_history(name, "champion", at=between)
+    assert history["version"] == "1.0.0"
+    assert [(e["to_version"], e["actor"], e["reason"]) for e in history["events"]] == [
+        ("1.0.0", "alice", "first release"),
+        ("1.0.1", "bob", "retrained with seed 1"),
+    ]
+    before = client.alias_history(name, "champion", at=datetime(2020, 1, 1, tzinfo=UTC))
+    assert before["version"] is None
+    statuses = {v["version"]: (v["status"], v["aliases"]) for v in client.versions(name)}
+    assert statuses == {"1.0.0": ("archived", []), "1.0.1": ("deployed", ["champion"])}
+
+    chain = client.lineage(name, "1.0.1")
+    assert chain["version"]["version"] == "1.0.1"
+    assert chain["training_job"]["type"] == "train"
+    assert chain["training_job"]["status"] == "SUCCEEDED"
+    assert chain["study"]["name"] == model["versions"][1]["study_name"]
+    assert chain["datasets"][0]["id"] == features
+    assert len(chain["datasets"]) == 2  # the features, then the ingested log
+    assert chain["raw_inputs"][0]["source_uri"].endswith(".parquet")
+    assert chain["dataset_sha256_matches"] is True
+    assert chain["version"]["package_version"] == "0.1.0"
+
+
+def test_alias_refusals_and_a_race(client: Client, model: dict[str, Any]) -> None:
+    name = model["name"]
+    with pytest.raises(CipmlError) as missing:
+        client.set_alias(name, "challenger", "9.9.9", "no such version")
+    assert missing.value.code == "version_not_found"
+    with pytest.raises(CipmlError) as unknown:
+        client.versions("no-such-model")
+    assert unknown.value.code == "model_not_found"
+    with pytest.raises(InvalidRequest):
+        client.set_alias(name, "Bad Alias", "1.0.0", "not a valid alias name")
+    outcomes: list[str] = []
+
+    def move(version: str) -> None:
+        try:
+            client.set_alias(name, "candidate", version, "race", expected_revision=0)
+            outcomes.append("won")
+        except CipmlError as exc:
+            outcomes.append(exc.code)
+
+    threads = [threading.Thread(target=move, args=(v,)) for v in ("1.0.0", "1.0.1")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["alias_conflict", "won"]
+    events = client.alias_history(name, "candidate")["events"]
+    assert [e["revision"] for e in events] == [1]
+
+
+def test_inline_predictions_with_per_row_errors_and_the_log(
+    client: Client,
+    model: dict[str, Any],
+    table: pd.DataFrame,
+    prediction_log: PredictionLog,
+    service_sessions: sessionmaker[Session],
+) -> None:
+    name = model["name"]
+    client.set_alias(name, "champion", "1.0.1", "serve the retrain")
+    rows = records(table.head(6))
+    schema = model["versions"][1]["input_schema"]
+    numeric = next(f["name"] for f in schema if f["kind"] == "numeric")
+    rows[1].pop(numeric)  # a missing input
+    rows[2][numeric] = float("inf")  # not finite
+    rows[3][numeric] = "12"  # a string where a number belongs
+    rows[4].pop("customer_id")  # no routing key
+    rows[5]["unexpected"] = 1  # ignored, and said so
+    answer = client.predict(name, rows)
+    assert [p["row"] for p in answer["predictions"]] == [0, 5]
+    assert {(e["row"], e["code"]) for e in answer["errors"]} == {
+        (1, "column_missing"),
+        (2, "value_not_finite"),
+        (3, "column_type_mismatch"),
+        (4, "routing_key_missing"),
+    }
+    # Columns training dropped (constants such as the cutoff's calendar) are ignored too.
+    names = {f["name"] for f in schema}
+    assert "unexpected" in answer["ignored_columns"]
+    assert names.isdisjoint(answer["ignored_columns"])
+    first = answer["predictions"][0]
+    assert first["version"] == "1.0.1" and first["arm"] == "champion"
+    assert 0.0 <= first["score"] <= 1.0 and first["label"] in ("0", "1", "False", "True")
+    assert first["routing_key"] == str(rows[0]["customer_id"])
+
+    wanted = {p["prediction_id"] for p in answer["predictions"]}
+    eventually(  # inline predictions reach the log within CIPML_PREDICTION_LOG_FLUSH_S
+        lambda: wanted <= set(read_log(prediction_log, service_sessions, name)["prediction_id"]),
+        timeout=30,
+        what="the inline predictions in the log",
+    )
+    logged = read_log(prediction_log, service_sessions, name)
+    assert f"feature.{numeric}" in logged.columns
+
+    with pytest.raises(CipmlError) as too_many:
+        client.predict(name, records(table.head(1)) * 1001)
+    assert too_many.value.code == "batch_too_large"
+    assert "score_dataset" in too_many.value.message
+    with pytest.raises(CipmlError) as unserved:
+        client.predict(name, rows[:1], alias="challenger")
+    assert unserved.value.code == "alias_not_set"
+
+
+def test_score_a_dataset_by_reference_then_outcomes_and_erasure(
+    client: Client,
+    model: dict[str, Any],
+    features: int,
+    table: pd.DataFrame,
+    store: ArtifactStore,
+    prediction_log: PredictionLog,
+    service_sessions: sessionmaker[Session],
+) -> None:
+    name = model["name"]
+    client.set_alias(name, "champion", "1.0.1", "serve the retrain")
+    handle = client.score_dataset(name, features)
+    result = handle.wait(300, progress=False)
+    assert result["scored"] == len(table) and result["rejected"] == 0
+    with transaction(service_sessions) as session:
+        scored = DatasetRepository(session).require(result["dataset_id"])
+        assert scored.parent_id == features
+        sha = scored.stored_sha256
+    with store.open_verified(sha) as stream:
+        output = pd.read_parquet(stream)
+    assert len(output) == len(table) and output["model_version"].eq("1.0.1").all()
+    logged = read_log(prediction_log, service_sessions, name)
+    assert set(output["prediction_id"]) <= set(logged["prediction_id"])
+
+    truth = table["label"].astype(int).tolist()
+    outcomes = [
+        {"prediction_id": pid, "value": float(y)}
+        for pid, y in zip(output["prediction_id"][:50], truth[:50], strict=True)
+    ]
+    first = client.record_outcomes(name, outcomes)
+    assert (first["recorded"], first["updated"], first["unknown"]) == (50, 0, 0)
+    again = client.record_outcomes(
+        name, [*outcomes[:10], {"prediction_id": "0" * 32, "value": 1.0}]
+    )
+    assert (again["recorded"], again["updated"], again["unknown"]) == (0, 10, 1)
+
+    customer = str(table["customer_id"].iloc[0])
+    erased = client.forget_customer(customer, actor="privacy-desk").wait(300, progress=False)
+    assert erased["predictions_removed"] >= 1 and erased["dataset_rows_removed"] >= 2
+    after = read_log(prediction_log, service_sessions, name)
+    assert customer not in set(after["routing_key"])
+    assert len(after) == len(logged) - erased["predictions_removed"]
+    with transaction(service_sessions) as session:
+        dataset = DatasetRepository(session).require(features)
+        assert dataset.rows == len(table) - int(
+            (table["customer_id"].astype(str) == customer).sum()
+        )
+        assert dataset.lineage["erasures"][-1]["rows_removed"] >= 1
+        job = session.get(Job, erased_job_id(session))
+        assert job is not None and job.params["customer_id"] == "<erased>"
+
+
+def test_retention_dry_run_lists_and_touches_nothing(
+    client: Client, model: dict[str, Any], service_sessions: sessionmaker[Session]
+) -> None:
+    result = client.submit("apply_retention", {"dry_run": True}).wait(120, progress=False)
+    assert result["dry_run"] is True
+    assert result["artifacts"]["deleted"] == []
+    with transaction(service_sessions) as session:
+        rows = session.scalars(select(ModelVersion).where(ModelVersion.model_name == model["name"]))
+        assert {row.status for row in rows} <= {"archived", "deployed", "staged", "registered"}
+
+
+def test_unknown_model_and_bad_dataset_fail_with_codes(
+    client: Client, model: dict[str, Any]
+) -> None:
+    with pytest.raises(JobFailed) as failure:
+        client.score_dataset("no-such-model", 1).wait(120, progress=False)
+    assert failure.value.code == "model_not_found"
+    with pytest.raises(JobFailed) as failure:
+        client.score_dataset(model["name"], 10**6).wait(120, progress=False)
+    assert failure.value.code == "dataset_not_found"
+
+
+def erased_job_id(session: Session) -> str:
+    return str(
+        session.scalar(
+            select(Job.id).where(Job.type == "forget_customer").order_by(Job.created_at.desc())
+        )
+    )
+
+
+def read_log(log: PredictionLog, sessions: sessionmaker[Session], name: str) -> pd.DataFrame:
+    """Every logged prediction of the model."""
+    with transaction(sessions) as session:
+        start, end = datetime(2020, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+        return log.read(session, name, start, end)

@@ -1,0 +1,1 @@
+"""Deployment and scoring: routing to arms, inline row checks, verified pipeline loads."""
