@@ -118,20 +118,21 @@ class OutcomeRepository:
             }
             for (kind, subject), outcome in last.items()
         ]
+        insert = insert_for(self.session, Outcome)
+        upsert = insert.on_conflict_do_update(
+            index_elements=["model_name", "subject_kind", "subject"],
+            set_={
+                "value": insert.excluded.value,
+                "label": insert.excluded.label,
+                "observed_at": insert.excluded.observed_at,
+                "recorded_at": insert.excluded.recorded_at,
+                "writes": Outcome.writes + insert.excluded.writes,
+            },
+        )
+        # One statement compiled once, executed over the rows (executemany): inlining
+        # thousands of VALUES tuples costs seconds of SQL compilation.
         for chunk in _chunks(rows):
-            insert = insert_for(self.session, Outcome).values(chunk)
-            self.session.execute(
-                insert.on_conflict_do_update(
-                    index_elements=["model_name", "subject_kind", "subject"],
-                    set_={
-                        "value": insert.excluded.value,
-                        "label": insert.excluded.label,
-                        "observed_at": insert.excluded.observed_at,
-                        "recorded_at": insert.excluded.recorded_at,
-                        "writes": Outcome.writes + insert.excluded.writes,
-                    },
-                )
-            )
+            self.session.execute(upsert, list(chunk))
         return summary
 
     def window(self, model_name: str, start: datetime, end: datetime) -> pd.DataFrame:

@@ -6,6 +6,7 @@ runs the same on Redis + PostgreSQL. It starts what it needs and stops what it s
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import pandas as pd
 
 from api_client import Client, ServiceUnavailable
 from workers.processes import Children, cipml_argv
@@ -20,7 +22,9 @@ from workers.reports import export_report
 from workers.settings import Settings
 
 BUNDLED = Path(__file__).resolve().parents[1] / "data" / "cdnow_transactions.parquet"
-STEPS = 7
+STEPS = 8
+INLINE_CUSTOMERS = 3
+OUTCOME_BATCH = 5000
 # The log ends on 1998-06-30: judge it as of the next day, as its analysts would have.
 DEMO_AS_OF = "1998-07-01T00:00:00Z"
 TOP_RECOMMENDATIONS = 3
@@ -152,11 +156,21 @@ def run_demo(
             idempotency_key=f"demo:customer_churn:{features['sha256']}",
         ).wait(timeout=1800, progress=True)
         _print_training(trained)
+
+        step(8, "scoring: champion alias, score by reference and inline, outcomes, lineage")
+        scoring = _score(settings, client, trained, features)
     finally:
         # Nothing is in flight once the job ended: a cold shutdown is safe and saves the
         # seconds a warm one spends in Celery's timer loop.
         children.stop(sig=signal.SIGQUIT)
-    return {**result, "quality": quality, "features": features, "training": trained}
+    click.secho("\ndone", fg="green", bold=True)
+    return {
+        **result,
+        "quality": quality,
+        "features": features,
+        "training": trained,
+        "scoring": scoring,
+    }
 
 
 def _place_bundled_data(settings: Settings) -> Path:
@@ -289,4 +303,66 @@ def _print_training(trained: dict[str, Any]) -> None:
     for feature in trained["top_features"][:TOP_TRAINED_FEATURES]:
         click.echo(f"    {feature['feature']:28} {feature['mean']:.4f} ± {feature['std']:.4f}")
     click.echo(f"  Optuna study: {trained['study_name']} (optuna-dashboard reads it)")
-    click.secho("\ndone", fg="green", bold=True)
+
+
+def _score(
+    settings: Settings, client: Client, trained: dict[str, Any], features: dict[str, Any]
+) -> dict[str, Any]:
+    """The trained version serves as champion; every customer is scored by reference, three
+    inline; the customers' true churn labels are recorded as outcomes."""
+    name, version = trained["model_name"], trained["version"]
+    alias = client.set_alias(name, "champion", version, "the demo's model", actor="cipml demo")
+    moved = "set" if alias["changed"] else "already set"
+    click.echo(f"\n  champion -> {name} {version} ({moved}; revision {alias['revision']})")
+    scored = client.score_dataset(
+        name, features["dataset_id"], idempotency_key=f"demo:score:{features['sha256']}:{version}"
+    ).wait(timeout=600, progress=True)
+    click.echo(
+        f"  scored {scored['scored']:,} customers by reference into dataset "
+        f"{scored['name']} v{scored['version']} ({scored['rejected']} rejected); every "
+        "prediction logged with its features"
+    )
+    table = _dataset_table(settings, features["sha256"])
+    rows = table.drop(columns=["label", "cutoff"]).head(INLINE_CUSTOMERS)
+    inline = client.predict(name, json.loads(rows.to_json(orient="records")))
+    for prediction in inline["predictions"]:
+        click.echo(
+            f"    inline: customer {prediction['routing_key']:>6}  P(churn) "
+            f"{prediction['score']:.3f} -> {prediction['label']}  ({prediction['version']}, "
+            f"{prediction['arm']})"
+        )
+    truth = [
+        {"routing_key": str(key), "value": float(label)}
+        for key, label in table[["customer_id", "label"]].itertuples(index=False)
+    ]
+    outcomes = {"recorded": 0, "updated": 0}
+    for start in range(0, len(truth), OUTCOME_BATCH):
+        answer = client.record_outcomes(name, truth[start : start + OUTCOME_BATCH])
+        for key in outcomes:
+            outcomes[key] += answer[key]
+    click.echo(
+        f"  true outcomes by customer: {outcomes['recorded']:,} recorded, "
+        f"{outcomes['updated']:,} updated (a repeat run rewrites them: the last write wins)"
+    )
+    chain = client.lineage(name, version)
+    click.echo("  lineage:")
+    click.echo(
+        f"    {name} {version} <- training job {chain['training_job']['id'][:8]} (study "
+        f"{chain['study']['name'][:8]})"
+    )
+    for dataset in chain["datasets"]:
+        maker = dataset["created_by_job"] or {}
+        click.echo(
+            f"    <- dataset {dataset['name']} v{dataset['version']} ({dataset['rows']:,} rows, "
+            f"sha256 {dataset['stored_sha256'][:12]}) made by {maker.get('type', '?')}"
+        )
+    for raw in chain["raw_inputs"]:
+        click.echo(f"    <- raw input {raw['source_uri']}")
+    return {"alias": alias, "scored": scored, "inline": inline, "outcomes": outcomes}
+
+
+def _dataset_table(settings: Settings, sha256: str) -> pd.DataFrame:
+    from storage.artifact_store import ArtifactStore
+
+    with ArtifactStore(settings.artifacts).open_verified(sha256) as handle:
+        return pd.read_parquet(handle)

@@ -38,7 +38,7 @@ def test_demo_on_a_fresh_folder_with_no_servers(tmp_path: Path) -> None:
         [CIPML, "demo"], cwd=tmp_path, env=_clean_env(), capture_output=True, text=True, timeout=300
     )
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "[4/7] ingest" in run.stdout and "69,659 x 4" in run.stdout
+    assert "[4/8] ingest" in run.stdout and "69,659 x 4" in run.stdout
     assert "quality 99.7/100" in run.stdout
     assert "255 exact duplicate rows" in run.stdout  # the top recommendation
     assert "23,570 customers x 105 features" in run.stdout
@@ -49,6 +49,11 @@ def test_demo_on_a_fresh_folder_with_no_servers(tmp_path: Path) -> None:
     assert "top features (permutation importance" in run.stdout
     assert "against default gradient boosting on 9 plain RFM columns" in run.stdout
     assert "95% paired bootstrap" in run.stdout
+    assert "champion -> customer_churn 1.0.0 (set; revision 1)" in run.stdout
+    assert "scored 23,570 customers by reference" in run.stdout
+    assert run.stdout.count("inline: customer") == 3
+    assert "true outcomes by customer: 23,570 recorded" in run.stdout
+    assert "<- raw input file://" in run.stdout
     page = REPORT.search(run.stdout)
     assert page is not None
     html = Path(page.group(1)).read_text()
@@ -66,6 +71,8 @@ def test_demo_on_a_fresh_folder_with_no_servers(tmp_path: Path) -> None:
     )
     assert again.returncode == 0 and "yes: this source was ingested before" in again.stdout
     assert "customer_churn 1.0.0" in again.stdout  # the same features: already trained
+    assert "(already set; revision 1)" in again.stdout
+    assert "0 recorded, 23,570 updated" in again.stdout
 
 
 def test_demo_on_redis_and_postgresql(service_env: dict[str, str], tmp_path: Path) -> None:
