@@ -7,6 +7,7 @@ The model is a small churn model on a 1,500-customer slice of the bundled CDNOW 
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from api_client import CipmlError, Client, InvalidRequest, JobFailed
+from api_client import CipmlError, Client, InvalidRequest, JobFailed, TaskName
 from storage.artifact_store import ArtifactStore
 from storage.datasets import DatasetRepository
 from storage.db import transaction
@@ -59,7 +60,7 @@ def model(client: Client, features: int) -> dict[str, Any]:
     name = f"churn-{uuid.uuid4().hex[:6]}"
     versions = []
     for seed in (0, 1):
-        config = {
+        config: dict[str, Any] = {
             "model_name": name,
             "model_type": "churn",
             "target": "label",
@@ -75,7 +76,7 @@ def model(client: Client, features: int) -> dict[str, Any]:
             "seed": seed,
         }
         versions.append(client.submit_train(features, config).wait(600, progress=False))
-    return {"name": name, "versions": versions}
+    return {"name": name, "versions": versions, "config": config}
 
 
 @pytest.fixture(scope="module")
@@ -281,6 +282,47 @@ def test_retention_dry_run_lists_and_touches_nothing(
     with transaction(service_sessions) as session:
         rows = session.scalars(select(ModelVersion).where(ModelVersion.model_name == model["name"]))
         assert {row.status for row in rows} <= {"archived", "deployed", "staged", "registered"}
+
+
+def test_a_tampered_artifact_is_refused_and_the_alias_stays(
+    client: Client, model: dict[str, Any], features: int, store: ArtifactStore
+) -> None:
+    name = model["name"]
+    config = {**model["config"], "seed": 2}
+    tampered = client.submit_train(features, config).wait(600, progress=False)
+    assert tampered["version"] == "1.0.2"
+    path = Path(store.local_path(tampered["artifact_sha256"]))
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte
+    path.write_bytes(bytes(data))
+    before = client.alias_history(name, "champion")["events"]
+    with pytest.raises(CipmlError) as refused:
+        client.set_alias(name, "champion", "1.0.2", "a version whose file was altered")
+    assert refused.value.code == "artifact_corrupt"
+    assert "sha256" in refused.value.message
+    assert client.alias_history(name, "champion")["events"] == before
+
+
+def test_beat_retention_ticks_start_one_job_per_period(
+    client: Client, service_sessions: sessionmaker[Session]
+) -> None:
+    for _ in range(2):  # two beats, or one tick delivered twice
+        client._app.send_task(TaskName.RETENTION_TICK.value, queue="control")
+
+    def ticked() -> list[Job]:
+        with transaction(service_sessions) as session:
+            query = select(Job).where(Job.idempotency_key.startswith("apply_retention:"))
+            return list(session.scalars(query))
+
+    eventually(
+        lambda: ticked() and all(j.status == "SUCCEEDED" for j in ticked()),
+        timeout=60,
+        what="the retention job of this period",
+    )
+    time.sleep(1)  # the second tick had time to submit too
+    [job] = ticked()
+    assert job.type == "apply_retention"
+    assert job.result is not None and "predictions" in job.result
 
 
 def test_unknown_model_and_bad_dataset_fail_with_codes(

@@ -3,6 +3,7 @@ through the process's verified cache."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +47,8 @@ class ServingVersion:
         )
 
 
+log = logging.getLogger("cipml.scoring")
+
 _caches: dict[int, PipelineCache] = {}
 _caches_lock = threading.Lock()
 
@@ -77,6 +80,14 @@ def load_pipeline_for(
             ),
         )
     except ArtifactRefused as exc:
+        # Alert-worthy: a registered file that fails its checks was damaged or tampered with.
+        log.error(
+            "refused to load %s %s: %s check failed",
+            version.model_name,
+            version.version,
+            exc.check,
+            extra={"data": {"artifact_sha256": version.artifact_sha256, "check": exc.check}},
+        )
         raise ScoringError(
             exc.code,
             f"{version.model_name} {version.version} cannot be loaded: {exc}",
