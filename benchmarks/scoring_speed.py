@@ -190,6 +190,7 @@ def service(options: Options, tmp: Path) -> Iterator[Service]:
     }
     if options.chunk_rows:
         env["CIPML_SCORE_CHUNK_ROWS"] = str(options.chunk_rows)
+    env |= dict(options.worker_env)
     worker: subprocess.Popen[bytes] | None = None
     client: Client | None = None
     try:
@@ -553,7 +554,9 @@ def profile_chunks(svc: Service, setup: Setup, source: Path, options: Options) -
     originals = {name: getattr(job, name) for name in patched}
     sessions = _sessions(svc.database_url)
     with transaction(sessions) as session:
-        version = ServingVersion.of(session.get(ModelVersion, setup.version_id))
+        row = session.get(ModelVersion, setup.version_id)
+        assert row is not None
+        version = ServingVersion.of(row)
     store = ArtifactStore(svc.env["CIPML_ARTIFACT_ROOT"])
     pipeline = load_pipeline(store.read_bytes(setup.artifact_sha256), setup.library_versions)
     log_store = PredictionLog(str(svc.tmp / "profile-predictions"))
@@ -1018,6 +1021,7 @@ class Options:
     cprofile: bool
     output: Path | None
     keep_logs: bool
+    worker_env: tuple[tuple[str, str], ...] = ()
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Options:
@@ -1053,11 +1057,20 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument("--cprofile", action="store_true", help="add cProfile to the profile")
     parser.add_argument("--output", type=Path, help="also write the report to this file")
     parser.add_argument("--keep-logs", action="store_true", help="keep the temporary folder")
+    parser.add_argument(
+        "--worker-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment of the worker, e.g. CIPML_PREDICTION_LOG_FLUSH_S=60 (repeat)",
+    )
     args = parser.parse_args(argv)
     if args.rows < 1000 or args.calls < 10 or args.warmup < 0:
         parser.error("--rows >= 1000, --calls >= 10, --warmup >= 0")
     if args.skip_batch and args.skip_inline:
         parser.error("nothing to measure")
+    if any("=" not in item for item in args.worker_env):
+        parser.error("--worker-env takes KEY=VALUE")
     return Options(
         args.rows,
         args.calls,
@@ -1074,6 +1087,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         args.cprofile,
         args.output,
         args.keep_logs,
+        tuple((k, v) for k, v in (item.split("=", 1) for item in args.worker_env)),
     )
 
 
@@ -1136,7 +1150,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             *header,
             f"Threads: OMP/OpenBLAS/MKL = 1 in the worker and in this process (baseline "
             f"under threadpoolctl limit 1); worker `cipml worker -c {options.concurrency}` "
-            "on Redis + PostgreSQL.",
+            "on Redis + PostgreSQL"
+            + (
+                "; worker env " + ", ".join(f"{k}={v}" for k, v in options.worker_env)
+                if options.worker_env
+                else ""
+            )
+            + ".",
             "",
             *lines,
         ]

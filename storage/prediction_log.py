@@ -107,8 +107,11 @@ class PredictionLog:
 
     # ------------------------------------------------------------------ writes
 
-    def write(self, session: Session, model_name: str, frame: pd.DataFrame, batch_id: str) -> int:
-        """Log ``frame`` (core columns + ``feature.*``) as one file per hour of predicted_at.
+    def write(
+        self, session: Session, model_name: str, frame: pd.DataFrame | pa.Table, batch_id: str
+    ) -> int:
+        """Log ``frame`` (core columns + ``feature.*``; pandas, or Arrow for big batches) as
+        one file per hour of predicted_at.
 
         Idempotent per ``batch_id``: hours already recorded under it are skipped, so a
         redelivered chunk logs once. Returns the rows written by this call.
@@ -118,8 +121,11 @@ class PredictionLog:
         table = _typed_table(frame, model_name)
         if table.num_rows == 0:
             return 0
-        table = table.sort_by(PREDICTED_AT)
-        hours = _micros(table) // _HOUR_US
+        micros = _micros(table)
+        if np.any(micros[1:] < micros[:-1]):  # a scoring job's rows share one time: sorted
+            table = table.sort_by(PREDICTED_AT)
+            micros = _micros(table)
+        hours = micros // _HOUR_US
         starts = np.flatnonzero(np.r_[True, hours[1:] != hours[:-1]])
         ends = np.r_[starts[1:], len(hours)]
         pieces = {
@@ -351,7 +357,9 @@ class PredictionLog:
             self.fs.rm(full)
 
 
-def _typed_table(frame: pd.DataFrame, model_name: str) -> pa.Table:
+def _typed_table(frame: pd.DataFrame | pa.Table, model_name: str) -> pa.Table:
+    if isinstance(frame, pa.Table):
+        return _checked_arrow(frame, model_name)
     missing = [name for name in CORE_COLUMNS if name not in frame.columns]
     if missing:
         raise ValueError(f"prediction frame lacks core columns: {', '.join(missing)}")
@@ -371,6 +379,27 @@ def _typed_table(frame: pd.DataFrame, model_name: str) -> pa.Table:
     # Core columns get their fixed types (safe=False: ns timestamps are truncated to us).
     schema = pa.schema([*CORE_SCHEMA, *(table.schema.field(c) for c in others)])
     return table.cast(schema, safe=False)
+
+
+def _checked_arrow(table: pa.Table, model_name: str) -> pa.Table:
+    """The same checks as for pandas, on Arrow columns (no conversion of big batches)."""
+    names = table.column_names
+    missing = [name for name in CORE_COLUMNS if name not in names]
+    if missing:
+        raise ValueError(f"prediction table lacks core columns: {', '.join(missing)}")
+    others = [c for c in names if c not in CORE_COLUMNS]
+    bad = [c for c in others if not c.startswith(FEATURE_PREFIX)]
+    if bad:
+        raise ValueError(f"columns must be core or {FEATURE_PREFIX}<name>: {', '.join(bad)}")
+    when = table.column(PREDICTED_AT)
+    if not pa.types.is_timestamp(when.type) or when.type.tz is None:
+        raise ValueError("predicted_at must be timezone-aware timestamps (UTC)")
+    if when.null_count:
+        raise ValueError("predicted_at has missing values")
+    if table.num_rows and not pc.all(pc.equal(table.column(MODEL_NAME), model_name)).as_py():
+        raise ValueError(f"model_name column holds other models than {model_name!r}")
+    schema = pa.schema([*CORE_SCHEMA, *(table.schema.field(c) for c in others)])
+    return table.select([*CORE_COLUMNS, *others]).cast(schema, safe=False)
 
 
 def _read_parquet(source: pq.ParquetFile, columns: list[str] | None) -> pa.Table:

@@ -273,6 +273,39 @@ def test_score_a_dataset_by_reference_then_outcomes_and_erasure(
         assert job is not None and job.params["customer_id"] == "<erased>"
 
 
+def test_rows_a_dataset_cannot_score_are_rejected_one_by_one(
+    client: Client,
+    model: dict[str, Any],
+    table: pd.DataFrame,
+    data_root: Path,
+    store: ArtifactStore,
+    service_sessions: sessionmaker[Session],
+) -> None:
+    name = model["name"]
+    client.set_alias(name, "champion", "1.0.1", "serve the retrain")
+    schema = model["versions"][1]["input_schema"]
+    numeric = next(f["name"] for f in schema if f["kind"] == "numeric")
+    broken = table.head(8).copy()
+    broken[numeric] = broken[numeric].astype(float)
+    broken.loc[2, numeric] = np.inf
+    broken["customer_id"] = broken["customer_id"].astype(object)
+    broken.loc[5, "customer_id"] = None
+    path = data_root / f"broken-{uuid.uuid4().hex[:6]}.parquet"
+    broken.to_parquet(path, index=False)
+    ingested = client.submit("ingest_dataset", {"uri": path.name, "name": path.stem}).wait(120)
+    result = client.score_dataset(name, ingested["dataset_id"]).wait(300, progress=False)
+    assert (result["scored"], result["rejected"]) == (6, 2)
+    with transaction(service_sessions) as session:
+        sha = DatasetRepository(session).require(result["dataset_id"]).stored_sha256
+    with store.open_verified(sha) as stream:
+        output = pd.read_parquet(stream)
+    errors = output["error"].fillna("").tolist()
+    assert errors == ["", "", "value_not_finite", "", "", "routing_key_missing", "", ""]
+    assert output["score"].isna().tolist() == [i in (2, 5) for i in range(8)]
+    assert output["prediction_id"].isna().tolist() == [i in (2, 5) for i in range(8)]
+    assert output.loc[0, "arm"] == "champion" and pd.isna(output.loc[2, "arm"])
+
+
 def test_retention_dry_run_lists_and_touches_nothing(
     client: Client, model: dict[str, Any], service_sessions: sessionmaker[Session]
 ) -> None:

@@ -12,8 +12,8 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from api_client.registry_params import ScoreDatasetParams
@@ -23,14 +23,14 @@ from storage.jobs import JobRepository
 from storage.models import Dataset
 from storage.prediction_log import PredictionLog
 from workers.deployment.errors import ScoringError
-from workers.deployment.log_records import log_records
+from workers.deployment.log_records import constant, log_table
 from workers.deployment.model_inputs import to_model_frame
-from workers.deployment.outputs import score_rows
+from workers.deployment.outputs import Outputs, score_rows
 from workers.deployment.resolve import version_for_alias
 from workers.deployment.routing import Arm, route_all
 from workers.deployment.services import scoring_services
 from workers.deployment.serving import ServingVersion, load_pipeline_for, pipeline_cache
-from workers.deployment.table_checks import check_chunk, check_columns
+from workers.deployment.table_checks import ChunkCheck, check_chunk, check_columns
 from workers.jobs.context import JobContext
 from workers.jobs.errors import JobError
 from workers.preprocessing.loading import dataset_facts
@@ -80,11 +80,10 @@ def run_score_dataset(ctx: JobContext, params: ScoreDatasetParams) -> dict[str, 
             for number, batch in enumerate(
                 source.iter_batches(batch_size=ctx.settings.score_chunk_rows, columns=needed)
             ):
-                frame = batch.to_pandas()
-                table = scorer.score(frame, number, row0)
+                table = scorer.score(batch, number, row0)
                 writer = writer or pq.ParquetWriter(out_path, table.schema, compression="zstd")
                 writer.write_table(table)
-                row0 += len(frame)
+                row0 += batch.num_rows
                 ctx.progress(
                     "score",
                     row0,
@@ -154,70 +153,99 @@ class ChunkScorer:
     as_of: datetime
     counts: dict[str, int] = field(default_factory=lambda: {"scored": 0, "rejected": 0})
 
-    def score(self, frame: pd.DataFrame, number: int, row0: int) -> pa.Table:
+    def score(self, batch: pa.RecordBatch, number: int, row0: int) -> pa.Table:
         """Score one chunk, log its predictions (batch id = job + chunk number: logged once
         however often the job is delivered) and return its rows of the output table."""
         version, params = self.version, self.params
+        frame = batch.to_pandas()
         checked = check_chunk(frame, version.input_schema, params.key_column)
         ok = checked.valid
-        keys = frame[params.key_column].astype("string").fillna("").tolist()
-        ids = _prediction_ids(self.ctx.job_id, row0, len(frame), self.as_of)
-        valid_keys = [key for key, good in zip(keys, ok, strict=True) if good]
-        routed = route_all(
-            valid_keys, [Arm(params.alias, version.id, 1.0)], salt=version.model_name
-        )
-        valid = frame.loc[ok]
+        everyone = bool(ok.all())
+        mask = pa.array(ok)
+        keys = batch.column(params.key_column).cast(pa.string())
+        ids = _prediction_ids(self.ctx.job_id, row0, batch.num_rows, self.as_of)
+        valid_keys = keys if everyone else keys.filter(mask)
+        arms = self._arms_of(valid_keys)
+        valid = frame if everyone else frame.loc[ok]
         started = time.perf_counter()
         outputs = score_rows(self.pipeline, to_model_frame(valid, version.input_schema), version)
         latency_ms = (time.perf_counter() - started) * 1000 / max(len(valid), 1)
         if params.log_predictions and len(valid):
-            records = log_records(
+            inputs = batch.select([str(f["name"]) for f in version.input_schema])
+            records = log_table(
                 version,
-                [arm.name for arm in routed],
+                arms,
                 valid_keys,
                 outputs,
-                valid[[str(f["name"]) for f in version.input_schema]],
+                pa.Table.from_batches([inputs if everyone else inputs.filter(mask)]),
                 latency_ms=latency_ms,
                 at=self.as_of,
-                prediction_ids=[i for i, good in zip(ids, ok, strict=True) if good],
+                prediction_ids=ids if everyone else ids.filter(mask),
             )
             with self.ctx.session() as session:
                 self.log_store.write(
                     session, version.model_name, records, f"{self.ctx.job_id}-{number}"
                 )
-        n = len(frame)
-        score = np.full(n, np.nan)
-        score[ok] = outputs.score
-        label: list[str | None] = [None] * n
-        arm: list[str | None] = [None] * n
-        for position, out_label, routed_arm in zip(
-            np.flatnonzero(ok), outputs.label, routed, strict=True
-        ):
-            label[position], arm[position] = out_label, routed_arm.name
         self.counts["scored"] += int(ok.sum())
-        self.counts["rejected"] += int(n - ok.sum())
-        return pa.table(
-            {
-                params.key_column: pa.array(keys, pa.string()),
-                "prediction_id": pa.array(
-                    [i if good else None for i, good in zip(ids, ok, strict=True)], pa.string()
-                ),
-                "model_version": pa.array([version.version] * n, pa.string()),
-                "arm": pa.array(arm, pa.string()),
-                "score": pa.array(score, pa.float64(), from_pandas=True),
-                "label": pa.array(label, pa.string()),
-                "error": pa.array(checked.error_code, pa.string()),
-                "error_column": pa.array(checked.error_column, pa.string()),
-            }
-        )
+        self.counts["rejected"] += int(batch.num_rows - ok.sum())
+        scored = Scored(ok, ids, arms, outputs)
+        return _output_table(params.key_column, keys, scored, checked, version.version)
+
+    def _arms_of(self, keys: pa.Array) -> list[str]:
+        """The arm of each valid row; one name when a single arm takes all traffic (one
+        arm until rollouts add more: no key is hashed then)."""
+        arms = [Arm(self.params.alias, self.version.id, 1.0)]
+        if len(arms) == 1:
+            return [arms[0].name]
+        return [arm.name for arm in route_all(keys.to_pylist(), arms, self.version.model_name)]
 
 
-def _prediction_ids(job_id: str, row0: int, n: int, as_of: datetime) -> list[str]:
-    """Deterministic per (job, row): a redelivered job gives every row the id it had."""
-    prefix = f"{int(as_of.timestamp() * 1000):012x}"
-    return [
-        prefix + hashlib.sha256(f"{job_id}:{row0 + i}".encode()).hexdigest()[:20] for i in range(n)
-    ]
+@dataclass(frozen=True)
+class Scored:
+    ok: np.ndarray  # which rows of the chunk were scored
+    ids: pa.Array  # prediction id of every row of the chunk
+    arms: list[str]  # arm of each scored row, or one name for all of them
+    outputs: Outputs  # of the scored rows
+
+
+def _output_table(
+    key_column: str, keys: pa.Array, scored: Scored, checked: ChunkCheck, model_version: str
+) -> pa.Table:
+    """The chunk's output rows: every input row, scored or with its error."""
+    n, ok = len(keys), scored.ok
+    one_arm = len(scored.arms) == 1
+    arms = constant(scored.arms[0], int(ok.sum())) if one_arm else pa.array(scored.arms)
+    score, label = pa.array(scored.outputs.score, pa.float64()), scored.outputs.label_array()
+    ids = scored.ids
+    if not ok.all():  # spread the scored rows' columns over the chunk, nulls elsewhere
+        positions = np.flatnonzero(ok)
+        take = np.zeros(n, dtype=np.int64)
+        take[positions] = np.arange(len(positions))
+        index = pa.array(take, mask=~ok)
+        score, label, arms = score.take(index), label.take(index), arms.take(index)
+        ids = pc.if_else(pa.array(ok), ids, pa.scalar(None, pa.string()))
+    return pa.table(
+        {
+            key_column: keys,
+            "prediction_id": ids,
+            "model_version": constant(model_version, n),
+            "arm": arms,
+            "score": score,
+            "label": label,
+            "error": pa.array(checked.error_code, pa.string()),
+            "error_column": pa.array(checked.error_column, pa.string()),
+        }
+    )
+
+
+def _prediction_ids(job_id: str, row0: int, n: int, as_of: datetime) -> pa.Array:
+    """Deterministic per (job, row), so a redelivered job gives every row the id it had:
+    12 hex of the job's time (the log's id format), 8 of the job id's hash, 12 of the row
+    number."""
+    prefix = (
+        f"{int(as_of.timestamp() * 1000):012x}{hashlib.sha256(job_id.encode()).hexdigest()[:8]}"
+    )
+    return pa.array([f"{prefix}{row:012x}" for row in range(row0, row0 + n)], pa.string())
 
 
 def _pandas_dtype(arrow_type: pa.DataType) -> str:
