@@ -5,14 +5,18 @@ full history, and the lifecycle of a version (registered -> staged -> deployed -
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
-from storage.errors import Conflict, NotFound
+from storage.db import is_transient
+from storage.errors import Conflict, DatabaseUnavailable, NotFound
 from storage.models import AliasEvent, ModelAlias, ModelVersion, VersionEvent, utcnow
 
 ALIAS_PATTERN = r"^[a-z][a-z0-9_-]{0,63}$"
@@ -330,3 +334,30 @@ class VersionLifecycle:
             .order_by(VersionEvent.at.desc(), VersionEvent.id.desc())
             .limit(1)
         )
+
+
+@contextmanager
+def _read(engine: Engine) -> Iterator[Connection]:
+    """A pooled connection for one read, database errors translated as ``transaction``
+    does. PostgreSQL reads in autocommit (no BEGIN/ROLLBACK round trips); SQLite keeps
+    the engine's own transaction handling."""
+    try:
+        with engine.connect() as connection:
+            if engine.dialect.name == "postgresql":
+                connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+            yield connection
+    except DBAPIError as exc:
+        if is_transient(exc):
+            raise DatabaseUnavailable(f"database unavailable: {exc.orig}") from exc
+        raise
+
+
+def current_alias(engine: Engine, model_name: str, alias: str) -> tuple[int, int] | None:
+    """(version_id, revision) the alias names now, or None when it is not set: one
+    primary-key read outside any transaction, for the scoring hot path."""
+    query = select(ModelAlias.version_id, ModelAlias.revision).where(
+        ModelAlias.model_name == model_name, ModelAlias.alias == alias
+    )
+    with _read(engine) as connection:
+        row: Any = connection.execute(query).first()
+    return None if row is None else (int(row[0]), int(row[1]))

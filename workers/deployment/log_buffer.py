@@ -70,16 +70,21 @@ class LogBuffer:
             with self._lock:
                 pending, self._pending, self._rows = self._pending, defaultdict(list), 0
             written = 0
-            for model_name, frames in pending.items():
-                batch = pd.concat(frames, ignore_index=True)
+            models = list(pending)
+            for done, model_name in enumerate(models):
+                batch = pd.concat(pending[model_name], ignore_index=True)
                 try:
                     with transaction(self.sessions) as session:
                         written += self.log_store.write(
                             session, model_name, batch, f"inline-{uuid.uuid4().hex}"
                         )
                 except Exception:
-                    with self._lock:  # keep it for the next flush
+                    with self._lock:  # keep it, and the models not reached, for the next flush
                         self._pending[model_name].insert(0, batch)
                         self._rows += len(batch)
+                        for later in models[done + 1 :]:
+                            items = pending[later]
+                            self._pending[later][:0] = items
+                            self._rows += sum(len(item) for item in items)
                     raise
             return written

@@ -32,5 +32,10 @@ def nullable_of(schema: Sequence[Mapping[str, Any]]) -> Callable[[str], bool] | 
 def to_model_frame(frame: pd.DataFrame, schema: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     names = [str(f["name"]) for f in schema]
     text = [str(f["name"]) for f in schema if is_categorical(f)]
+    if list(frame.columns) == names:
+        # Already the schema's columns in order (validate_rows builds it so): only the text
+        # columns' cast of model_frame is left, and the frame is not copied.
+        cast = {c: "str" for c in text if frame[c].dtype != "str"}
+        return frame.astype(cast) if cast else frame
     numeric = [name for name in names if name not in text]
     return model_frame(frame[names], numeric, text)

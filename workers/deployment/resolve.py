@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api_client.contract import ErrorCode
@@ -37,9 +38,14 @@ def require_version(session: Session, model_name: str, version: str) -> ModelVer
 
 def version_for_alias(session: Session, model_name: str, alias: str) -> ModelVersion:
     """The version ``alias`` names now; ScoringError when the model or the alias is unset."""
-    require_model(session, model_name)
     current = AliasRepository(session).get(model_name, alias)
     if current is None:
+        # An alias names a version of its model, so only here can the model be unknown.
+        known = session.scalar(
+            select(ModelVersion.id).where(ModelVersion.model_name == model_name).limit(1)
+        )
+        if known is None:
+            require_model(session, model_name)  # raises model_not_found
         raise ScoringError(
             ErrorCode.ALIAS_NOT_SET,
             f"model {model_name!r} has no {alias!r} alias, so nothing serves it; set one "

@@ -20,6 +20,8 @@ import pandas as pd
 Kind = Literal["int", "float", "bool", "text"]
 _ABSENT: Any = object()  # a column the row does not have (None is an explicit null)
 _TEXT_DTYPES = ("object", "str", "string", "category")
+_FEW = 16  # up to this many rows a column is checked cell by cell, not with numpy
+_FLOAT_SAFE_INT = -(2**1023)  # integers from here to its negation convert to a finite float
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,8 @@ class _Column:
     kind: Kind
     nullable: bool
     numpy: bool  # a numpy dtype, not a pandas extension type (str, category, Int64, boolean)
+    low: int = 0  # an int column's range (its dtype's limits)
+    high: int = 0
 
     def wants(self) -> str:
         return {
@@ -126,12 +130,14 @@ class _Column:
         return value, None, ""
 
     def _in_range(self, value: int) -> bool:
-        limits = np.iinfo(np.dtype(self.dtype.lower()))
-        return int(limits.min) <= value <= int(limits.max)
+        return self.low <= value <= self.high
 
     def fast(self, values: Sequence[Any]) -> bool:
         """Whether every cell is valid as it is (the common case), checked per column rather
-        than per cell: ~50x faster on 1,000 rows."""
+        than per cell: ~50x faster on 1,000 rows. A few cells are checked one by one (a
+        numpy call per column costs more than that)."""
+        if len(values) <= _FEW:
+            return self._fast_few(values)
         types = set(map(type, values))
         if self.kind == "text":
             return types == {str}
@@ -145,6 +151,27 @@ class _Column:
             return bool(np.isfinite(np.asarray(values, dtype=np.float64)).all())
         except OverflowError:
             return False
+
+    def _fast_few(self, values: Sequence[Any]) -> bool:
+        """``fast`` for a few cells: the same answer, without numpy."""
+        kind = self.kind
+        for value in values:
+            kind_of = type(value)
+            if kind == "float":
+                if kind_of is float:
+                    if not math.isfinite(value):  # NaN (a null) and inf take the slow path
+                        return False
+                elif kind_of is not int or not _FLOAT_SAFE_INT <= value <= -_FLOAT_SAFE_INT:
+                    return False  # an integer beyond float range overflows: the slow path
+            elif kind == "int":
+                if kind_of is not int or not self.low <= value <= self.high:
+                    return False
+            elif kind == "bool":
+                if kind_of is not bool:
+                    return False
+            elif kind_of is not str:
+                return False
+        return True
 
     def array(self, values: Sequence[Any]) -> Any:
         """The column as the frame holds it: numpy for numpy dtypes (several times faster to
@@ -171,11 +198,32 @@ def _columns(
         default = kind in ("float", "text")  # int and bool columns had no nulls at training
         allowed = nullable(name) if nullable is not None else default
         numpy = isinstance(pd.api.types.pandas_dtype(dtype), np.dtype)
-        columns.append(_Column(name, dtype, kind, allowed, numpy))
+        low = high = 0
+        if kind == "int":
+            limits = np.iinfo(np.dtype(dtype.lower()))
+            low, high = int(limits.min), int(limits.max)
+        columns.append(_Column(name, dtype, kind, allowed, numpy, low, high))
     names = [c.name for c in columns]
     if len(set(names)) != len(names):
         raise ValueError(f"input schema names a column twice: {names}")
     return columns
+
+
+@dataclass(frozen=True)
+class InputColumns:
+    """A schema read once for many ``validate_rows`` calls (a served version's inputs)."""
+
+    columns: tuple[_Column, ...]
+    names: tuple[str, ...]
+
+
+def input_columns(
+    schema: Sequence[Mapping[str, str]], nullable: Callable[[str], bool] | None = None
+) -> InputColumns:
+    """``schema`` (and ``nullable``, as ``validate_rows`` takes them) ready to check rows;
+    raises ValueError for a schema inline scoring cannot build."""
+    columns = _columns(schema, nullable)
+    return InputColumns(tuple(columns), tuple(c.name for c in columns))
 
 
 def _cells(records: list[Mapping[str, Any]], names: list[str]) -> list[Sequence[Any]]:
@@ -212,13 +260,18 @@ def validate_rows(
     *,
     key_column: str = "customer_id",
     nullable: Callable[[str], bool] | None = None,
+    prepared: InputColumns | None = None,
 ) -> ValidatedRows:
     """The valid rows as a frame in the schema's shape, and every problem of the others.
 
     ``nullable(name)`` says whether a column may be null; by default float and text columns
     may, int and bool columns may not. Raises ValueError only for a schema this cannot build.
+    ``prepared`` (from ``input_columns(schema, nullable)``) saves reading the schema again.
     """
-    columns = _columns(schema, nullable)
+    if prepared is None:
+        prepared = input_columns(schema, nullable)
+    columns = prepared.columns
+    names = list(prepared.names)
     found: list[tuple[int, int, RowError]] = []  # (row, column order, error), sorted at the end
     objects: list[int] = []
     for position, row in enumerate(rows):
@@ -230,7 +283,7 @@ def validate_rows(
             found.append((position, -1, error))
     records: list[Mapping[str, Any]] = [rows[p] for p in objects]
     bad: set[int] = set()  # indexes into objects
-    cells = _cells(records, [c.name for c in columns])
+    cells = _cells(records, names)
     for order, (column, values) in enumerate(zip(columns, cells, strict=True)):
         if not column.fast(values):
             values = cells[order] = list(values)
@@ -259,10 +312,10 @@ def validate_rows(
             column.name: column.array(values if everything else [values[i] for i in keep])
             for column, values in zip(columns, cells, strict=True)
         },
-        columns=[c.name for c in columns],
+        columns=names,
         copy=False,
     )
-    known = {c.name for c in columns} | {key_column}
+    known = {*names, key_column}
     present: set[str] = set().union(*records) if records else set()
     return ValidatedRows(
         frame=frame,
