@@ -782,8 +782,7 @@ def profile_inline(svc: Service, setup: Setup, options: Options) -> list[str]:
         log_buffer=LogBuffer(log_store, sessions, settings.prediction_log_flush_s),
     )
     wrapped = {
-        "transaction": "registry: transaction (checkout, commit)",
-        "version_for_alias": "registry: version_for_alias queries",
+        "serving_version": "registry: alias read (+ version facts on a cache miss)",
         "load_pipeline_for": "load_pipeline_for (cached)",
         "validate_rows": "validate_rows",
         "route_all": "route_all",
@@ -811,10 +810,7 @@ def profile_inline(svc: Service, setup: Setup, options: Options) -> list[str]:
                 timers = _Timers()
                 for name, label in wrapped.items():
                     fn = originals[name]
-                    if name == "transaction":
-                        fn = _timed_cm(timers, label, fn)
-                    else:
-                        fn = timers.wrap(label, fn)
+                    fn = timers.wrap(label, fn)
                     setattr(module, name, fn)
                 services.log_buffer.add = timers.wrap(  # type: ignore[method-assign]
                     "log_buffer.add", LogBuffer.add.__get__(services.log_buffer)
@@ -871,18 +867,6 @@ def profile_inline(svc: Service, setup: Setup, options: Options) -> list[str]:
         lines += ["", "cProfile of the 1-row calls, top 30 cumulative:", "", "```"]
         lines += [cprofile_text, "```"]
     return lines
-
-
-def _timed_cm(timers: _Timers, label: str, factory: Callable[..., Any]) -> Callable[..., Any]:
-    @contextlib.contextmanager
-    def timed(*args: Any, **kwargs: Any) -> Iterator[Any]:
-        with timers.time(label), factory(*args, **kwargs) as value:
-            yield value
-
-    return timed
-
-
-# ---------------------------------------------------------------------- report
 
 
 def verdict(met: bool) -> str:
