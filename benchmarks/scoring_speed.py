@@ -846,8 +846,7 @@ def profile_inline(svc: Service, setup: Setup, options: Options) -> list[str]:
     order = [
         "json decode request",
         "PredictRequest.model_validate",
-        "registry: transaction (checkout, commit)",
-        "registry: version_for_alias queries",
+        "registry: alias read (+ version facts on a cache miss)",
         "load_pipeline_for (cached)",
         "validate_rows",
         "route_all",
