@@ -226,6 +226,7 @@ def test_score_a_dataset_by_reference_then_outcomes_and_erasure(
     model: dict[str, Any],
     features: int,
     table: pd.DataFrame,
+    data_root: Path,
     store: ArtifactStore,
     prediction_log: PredictionLog,
     service_sessions: sessionmaker[Session],
@@ -258,7 +259,14 @@ def test_score_a_dataset_by_reference_then_outcomes_and_erasure(
     assert (again["recorded"], again["updated"], again["unknown"]) == (0, 10, 1)
 
     customer = str(table["customer_id"].iloc[0])
+    # A dataset whose file is gone is reported, not fatal: the others are still erased.
+    lost = data_root / f"lost-{uuid.uuid4().hex[:6]}.parquet"
+    table.head(3)[["customer_id", "label"]].to_parquet(lost, index=False)
+    gone = client.submit("ingest_dataset", {"uri": lost.name, "name": lost.stem}).wait(120)
+    Path(store.local_path(gone["sha256"])).unlink()
     erased = client.forget_customer(customer, actor="privacy-desk").wait(300, progress=False)
+    unreadable = {d["dataset_id"]: d["reason"] for d in erased["unreadable_datasets"]}
+    assert unreadable[gone["dataset_id"]].startswith("artifact_not_found")
     assert erased["predictions_removed"] >= 1 and erased["dataset_rows_removed"] >= 2
     after = read_log(prediction_log, service_sessions, name)
     assert customer not in set(after["routing_key"])

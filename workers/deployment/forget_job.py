@@ -15,7 +15,7 @@ from sqlalchemy import update
 from api_client.registry_params import ForgetCustomerParams
 from storage.artifacts import ArtifactRepository
 from storage.datasets import DatasetRepository
-from storage.errors import ArtifactInUse
+from storage.errors import ArtifactCorrupt, ArtifactInUse, ArtifactMissing
 from storage.models import Dataset, Job, utcnow
 from storage.outcomes import OutcomeRepository
 from workers.deployment.services import scoring_services
@@ -35,7 +35,8 @@ def run_forget_customer(ctx: JobContext, params: ForgetCustomerParams) -> dict[s
             [params.customer_id], removed.prediction_ids
         )
     ctx.progress("datasets", 1, 3, "forget: datasets")
-    datasets = _erase_from_datasets(ctx, params)
+    unreadable: dict[int, str] = {}
+    datasets = _erase_from_datasets(ctx, params, unreadable)
     result = {
         "predictions_removed": removed.rows_removed,
         "prediction_files_rewritten": removed.files_rewritten + removed.files_deleted,
@@ -43,6 +44,10 @@ def run_forget_customer(ctx: JobContext, params: ForgetCustomerParams) -> dict[s
         "datasets_rewritten": len(datasets),
         "dataset_rows_removed": sum(datasets.values()),
         "datasets": [{"dataset_id": k, "rows_removed": v} for k, v in sorted(datasets.items())],
+        # Datasets whose file is missing or damaged: not erased; restore them and run again.
+        "unreadable_datasets": [
+            {"dataset_id": k, "reason": v} for k, v in sorted(unreadable.items())
+        ],
         "erased_at": utcnow().isoformat(),
         "actor": params.actor,
     }
@@ -56,7 +61,9 @@ def run_forget_customer(ctx: JobContext, params: ForgetCustomerParams) -> dict[s
     return result
 
 
-def _erase_from_datasets(ctx: JobContext, params: ForgetCustomerParams) -> dict[int, int]:
+def _erase_from_datasets(
+    ctx: JobContext, params: ForgetCustomerParams, unreadable: dict[int, str]
+) -> dict[int, int]:
     """Each dataset whose schema has the key column, rewritten without the customer's rows
     as a new artifact; the old bytes are deleted unless another owner holds them too. The
     dataset keeps its id and records the erasure (its sha256 changes: lineage says why)."""
@@ -69,8 +76,14 @@ def _erase_from_datasets(ctx: JobContext, params: ForgetCustomerParams) -> dict[
     removed: dict[int, int] = {}
     store = ctx.runtime.store
     for dataset_id, sha256 in candidates:
-        with store.open_verified(sha256) as handle:
-            table = pq.read_table(handle)
+        try:
+            with store.open_verified(sha256) as handle:
+                table = pq.read_table(handle)
+        except (ArtifactMissing, ArtifactCorrupt) as exc:
+            # Reported, not fatal: the other datasets are still erased; this one cannot
+            # be read (and so holds nothing anyone can read) until its file is restored.
+            unreadable[dataset_id] = f"{exc.code}: {exc}"
+            continue
         keys = table.column(params.key_column).to_pandas().astype("string")
         hit = (keys == params.customer_id).fillna(False).to_numpy()
         if not hit.any():
