@@ -192,12 +192,11 @@ class ChunkScorer:
         return _output_table(params.key_column, keys, scored, checked, version.version)
 
     def _arms_of(self, keys: pa.Array) -> list[str]:
-        """The arm of each valid row; one name when a single arm takes all traffic (one
-        arm until rollouts add more: no key is hashed then)."""
+        """The arm of each valid row through the routing layer (which hashes no key while
+        one arm takes all traffic), or one name when every row went to the same arm."""
         arms = [Arm(self.params.alias, self.version.id, 1.0)]
-        if len(arms) == 1:
-            return [arms[0].name]
-        return [arm.name for arm in route_all(keys.to_pylist(), arms, self.version.model_name)]
+        names = [arm.name for arm in route_all(keys.to_pylist(), arms, self.version.model_name)]
+        return names[:1] if len(set(names)) == 1 else names
 
 
 @dataclass(frozen=True)
