@@ -31,6 +31,10 @@ class WorkerProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60) -> WorkerProcess:
+        return self.launch().wait_ready(timeout)
+
+    def launch(self) -> WorkerProcess:
+        """Start the process without waiting (several workers then boot side by side)."""
         argv = [CIPML, "worker", "-c", str(self.concurrency), "-n", f"{self.name}@%h"]
         if self.queues:
             argv += ["-Q", self.queues]
@@ -38,14 +42,24 @@ class WorkerProcess:
         self.process = subprocess.Popen(
             argv, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )
+        return self
+
+    def wait_ready(self, timeout: float = 60) -> WorkerProcess:
+        """Until the worker logs ready; one that never does is stopped before the error (a
+        leftover would serve the queues of a later run that gets the same Redis db)."""
+        assert self.process is not None, "launch() first"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"worker exited early:\n{self.log()[-3000:]}")
+                error: Exception = RuntimeError(f"worker exited early:\n{self.log()[-3000:]}")
+                break
             if self.log().count("ready.") >= self._expected_ready():
                 return self
-            time.sleep(0.2)
-        raise TimeoutError(f"worker not ready in {timeout}s:\n{self.log()[-3000:]}")
+            time.sleep(0.1)
+        else:
+            error = TimeoutError(f"worker not ready in {timeout}s:\n{self.log()[-3000:]}")
+        self.stop()
+        raise error
 
     def _expected_ready(self) -> int:
         """`cipml worker` serving control beside other queues runs a second, control-only
@@ -72,17 +86,30 @@ class WorkerProcess:
             self.process.wait(timeout=30)
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
+        stop_all([self])
+
+    def _ask_to_stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
             # The main process only: it stops its pool (signalled pool processes can leave
             # billiard waiting forever in _help_stuff_finish).
             self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill_all()
+
+    def _reap(self) -> None:
+        if self.process is None:
+            return
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.kill_all()
         with contextlib.suppress(ProcessLookupError):  # orphaned pool children, if any
             os.killpg(self.pid, signal.SIGKILL)
         self._log.close()
         self.process = None
+
+
+def stop_all(workers: list[WorkerProcess]) -> None:
+    """Stop several workers at once: each warm shutdown takes seconds, so they overlap."""
+    for worker in workers:
+        worker._ask_to_stop()
+    for worker in workers:
+        worker._reap()
