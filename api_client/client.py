@@ -21,6 +21,13 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 
 from api_client import folder_transport
 from api_client.contract import CONTRACT_VERSION, ErrorCode, JobStatus, TaskName
+from api_client.deployment_params import (
+    DeploymentRequest,
+    DeployRequest,
+    EvaluateRequest,
+    RollbackRequest,
+    ShadowReportRequest,
+)
 from api_client.embedded import embedded_transport, is_embedded
 from api_client.errors import (
     CipmlError,
@@ -303,6 +310,63 @@ class Client:
         if actor is not None:
             params["actor"] = actor
         return self.submit("forget_customer", params)
+
+    # ------------------------------------------------------------------ deployments
+
+    def deploy(
+        self,
+        model_name: str,
+        version: str,
+        strategy: str = "immediate",
+        config: dict[str, Any] | None = None,
+        *,
+        reason: str = "deployed",
+        actor: str | None = None,
+        expected_revision: int | None = None,
+    ) -> dict[str, Any]:
+        """Roll ``version`` out: ``immediate``, ``blue_green``, ``canary``, ``ab_test`` or
+        ``shadow`` (config per strategy: docs/deployments.md). The version's artifact is
+        verified first. Raises CipmlError ``deployment_conflict`` while another rollout
+        of the model is in progress or when someone changed it meanwhile. Returns the
+        deployment (as ``deployment()``) with ``changed`` and the ``decision``."""
+        request = _request(
+            DeployRequest,
+            model_name=model_name,
+            version=version,
+            strategy=strategy,
+            config=config or {},
+            reason=reason,
+            actor=actor,
+            expected_revision=expected_revision,
+        )
+        return self._call(TaskName.DEPLOY, request).data_or_empty()
+
+    def rollback(
+        self, model_name: str, *, reason: str = "rolled back", actor: str | None = None
+    ) -> dict[str, Any]:
+        """Stop the rollout in progress (all traffic back to the stable version), or switch
+        back to the version served before the last deploy. CipmlError
+        ``nothing_to_roll_back`` when there is neither."""
+        request = _request(RollbackRequest, model_name=model_name, reason=reason, actor=actor)
+        return self._call(TaskName.ROLLBACK, request).data_or_empty()
+
+    def deployment(self, model_name: str, *, events: int = 50) -> dict[str, Any]:
+        """The model's deployment: arms (version, role, traffic weight), state, config, and
+        its most recent decisions with their numbers, oldest first."""
+        request = _request(DeploymentRequest, model_name=model_name, events=events)
+        return self._call(TaskName.DEPLOYMENT, request).data_or_empty()
+
+    def evaluate_rollout(self, model_name: str) -> dict[str, Any]:
+        """Evaluate the model's rollout now, as the scheduler's next tick would; returns
+        the decision (kind, state, reason, numbers)."""
+        request = _request(EvaluateRequest, model_name=model_name)
+        return self._call(TaskName.EVALUATE_ROLLOUT, request).data_or_empty()
+
+    def shadow_report(self, model_name: str) -> dict[str, Any]:
+        """A shadow deployment against the version that served the same rows: agreement
+        rate, score correlation, and the metric of each once outcomes arrive."""
+        request = _request(ShadowReportRequest, model_name=model_name)
+        return self._call(TaskName.SHADOW_REPORT, request).data_or_empty()
 
     def close(self) -> None:
         self._app.close()

@@ -100,6 +100,11 @@ class ErrorCode(StrEnum):
     VALUE_MISSING = "value_missing"
     VALUE_NOT_FINITE = "value_not_finite"
     ROUTING_KEY_MISSING = "routing_key_missing"
+    # Deployments and rollouts.
+    DEPLOYMENT_NOT_FOUND = "deployment_not_found"
+    DEPLOYMENT_CONFLICT = "deployment_conflict"
+    NO_STABLE_VERSION = "no_stable_version"
+    NOTHING_TO_ROLL_BACK = "nothing_to_roll_back"
 
 
 class TaskName(StrEnum):
@@ -117,6 +122,12 @@ class TaskName(StrEnum):
     PREDICT = "cipml.scoring.predict"  # on the scoring queue
     RECORD_OUTCOMES = "cipml.scoring.record_outcomes"
     RETENTION_TICK = "cipml.control.retention_tick"  # beat's daily retention
+    DEPLOY = "cipml.deployment.deploy"
+    ROLLBACK = "cipml.deployment.rollback"
+    DEPLOYMENT = "cipml.deployment.get"
+    EVALUATE_ROLLOUT = "cipml.deployment.evaluate"  # one rollout's tick (a sweep fans out)
+    SHADOW_REPORT = "cipml.deployment.shadow_report"
+    SWEEP_ROLLOUTS = "cipml.scheduler.sweep_rollouts"  # beat's rollout sweep
 
 
 def job_task_name(job_type: str) -> str:

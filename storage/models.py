@@ -391,3 +391,100 @@ class Outcome(Base):
         UniqueConstraint("model_name", "subject_kind", "subject"),
         Index("ix_outcomes_model_observed", "model_name", "observed_at"),
     )
+
+
+class Deployment(Base):
+    """How a model's traffic is served now: the strategy rolling a candidate out, its state
+    and the versions involved. ``revision`` counts saves: a save names the revision it read,
+    so of two racing controllers one wins and the other gets a conflict. ``rollout`` counts
+    rollouts of the model (1 for the first)."""
+
+    __tablename__ = "deployments"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    model_name: Mapped[str] = mapped_column(String(200), unique=True)
+    strategy: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(32))
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    stable_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    candidate_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    previous_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    step: Mapped[int] = mapped_column(default=0)
+    step_started_at: Mapped[datetime | None]
+    started_at: Mapped[datetime]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The strategy's running state between evaluations (counters, bandit posteriors, ...).
+    memory: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    rollout: Mapped[int]
+    revision: Mapped[int]
+
+
+class DeploymentArm(Base):
+    """One arm traffic is routed to: a role (stable, candidate, ...), its version, its weight."""
+
+    __tablename__ = "deployment_arms"
+
+    deployment_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("deployments.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    role: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    weight: Mapped[float]
+
+
+class DeploymentEvent(Base):
+    """Every save of a deployment: who, when, why, and the arms and state it left."""
+
+    __tablename__ = "deployment_events"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    deployment_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("deployments.id")
+    )
+    rollout: Mapped[int]
+    revision: Mapped[int]
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The arms after the change: [{"role", "version_id", "weight"}, ...].
+    arms: Mapped[list[Any]] = mapped_column(default=list)
+    state: Mapped[str] = mapped_column(String(32))
+
+    # Also the foreign key's index: a deployment's history is read in id order.
+    __table_args__ = (Index("ix_deployment_events_deployment_id_id", "deployment_id", "id"),)
+
+
+class RolloutTick(Base):
+    """One evaluation tick of a deployment, claimed once: a redelivered or duplicate tick
+    finds its row and does nothing. ``kind`` is what the evaluation decided."""
+
+    __tablename__ = "rollout_ticks"
+
+    deployment_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("deployments.id"),
+        primary_key=True,
+    )
+    tick: Mapped[str] = mapped_column(String(64), primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str | None] = mapped_column(String(32))
+
+
+class SweepPeriod(Base):
+    """A periodic sweep's claim of one period, so duplicate beats never fire it twice;
+    ``duplicates`` counts the later claims of the same period that were refused."""
+
+    __tablename__ = "sweep_periods"
+
+    sweep: Mapped[str] = mapped_column(String(64), primary_key=True)
+    period: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    claimed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    duplicates: Mapped[int] = mapped_column(default=0)

@@ -44,6 +44,7 @@ SCORE = "score"  # positive-class probability or regression value
 LABEL = "label"  # predicted class or segment
 LATENCY_MS = "latency_ms"
 PREDICTED_AT = "predicted_at"
+ERROR = "error"  # why this arm could not score the row (the stable arm served it); else null
 FEATURE_PREFIX = "feature."  # feature values: one typed column each, feature.<name>
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
@@ -59,9 +60,12 @@ CORE_SCHEMA = pa.schema(
         (LABEL, pa.string()),
         (LATENCY_MS, pa.float64()),
         (PREDICTED_AT, TIMESTAMP),
+        (ERROR, pa.string()),
     ]
 )
 CORE_COLUMNS: tuple[str, ...] = tuple(CORE_SCHEMA.names)
+# Writers may leave these out: they are null then (and in files written before them).
+OPTIONAL_COLUMNS = frozenset({ERROR})
 
 _ID_TIME_HEX = 12  # epoch milliseconds, 48 bits: good until the year 10889
 _ID_RANDOM_HEX = 20
@@ -360,6 +364,8 @@ class PredictionLog:
 def _typed_table(frame: pd.DataFrame | pa.Table, model_name: str) -> pa.Table:
     if isinstance(frame, pa.Table):
         return _checked_arrow(frame, model_name)
+    if ERROR not in frame.columns:
+        frame = frame.assign(**{ERROR: pd.Series(None, index=frame.index, dtype="object")})
     missing = [name for name in CORE_COLUMNS if name not in frame.columns]
     if missing:
         raise ValueError(f"prediction frame lacks core columns: {', '.join(missing)}")
@@ -383,6 +389,8 @@ def _typed_table(frame: pd.DataFrame | pa.Table, model_name: str) -> pa.Table:
 
 def _checked_arrow(table: pa.Table, model_name: str) -> pa.Table:
     """The same checks as for pandas, on Arrow columns (no conversion of big batches)."""
+    if ERROR not in table.column_names:
+        table = table.append_column(ERROR, pa.nulls(table.num_rows, pa.string()))
     names = table.column_names
     missing = [name for name in CORE_COLUMNS if name not in names]
     if missing:
