@@ -1,0 +1,1 @@
+"""Monitoring statistics: plain modules, no I/O."""
