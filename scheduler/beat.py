@@ -1,8 +1,8 @@
 """Entry point for `celery -A scheduler.beat beat` (`cipml beat` runs it).
 
-Beat only sends sweep tasks by name; the sweeps themselves claim their period and fan
-out. Later issues add drift checks, rollout evaluation, retrains and retention to
-SCHEDULE; the admission tick is the first entry.
+Beat only sends sweep tasks by name and touches no database; the sweeps themselves
+(scheduler/sweeps.py, run by workers) claim their period and fan out. Later issues add
+drift checks and retrains to SCHEDULE.
 """
 
 from __future__ import annotations
@@ -20,6 +20,13 @@ SCHEDULE: dict[str, dict[str, Any]] = {
         "task": TaskName.ADMIT_TRAINING.value,
         "schedule": settings.admission_interval_s,
         "options": {"queue": "control", "expires": settings.admission_interval_s},
+    },
+    # Rollouts: canary steps and guardrails, A/B decisions, blue-green checks.
+    "sweep-rollouts": {
+        "task": TaskName.SWEEP_ROLLOUTS.value,
+        "schedule": settings.rollout_interval_s,
+        "kwargs": {"interval_s": settings.rollout_interval_s},
+        "options": {"queue": "control", "expires": settings.rollout_interval_s},
     },
     # Retention of prediction logs, outcomes and archived versions' artifacts.
     "retention": {

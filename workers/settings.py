@@ -159,6 +159,15 @@ class Settings(BaseSettings):
         gt=0,
         description="How often beat re-checks admission (expired slots, waiting jobs).",
     )
+    rollout_interval_s: float = Field(
+        60,
+        gt=0,
+        description=(
+            "How often beat sweeps the running rollouts (canary steps and guardrails, A/B "
+            "decisions, blue-green checks): one evaluation per rollout per period, however "
+            "many beats run."
+        ),
+    )
     max_inline_rows: int = Field(
         1000,
         ge=1,

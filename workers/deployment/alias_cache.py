@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.db import transaction
+from storage.model_versions import ModelVersionRepository
 from storage.registry import current_alias
 from workers.deployment.resolve import version_for_alias
 from workers.deployment.serving import ServingVersion
@@ -77,5 +78,17 @@ def serving_version(sessions: sessionmaker[Session], model_name: str, alias: str
     # Not cached, or the alias is missing: the full checks and their errors.
     with transaction(sessions) as session:
         version = ServingVersion.of(version_for_alias(session, model_name, alias))
+    cache.put(version)
+    return version
+
+
+def serving_version_by_id(sessions: sessionmaker[Session], version_id: int) -> ServingVersion:
+    """A version named by a deployment arm, from this process's cache when it served it."""
+    cache = alias_cache(sessions)
+    cached = cache.get(version_id)
+    if cached is not None:
+        return cached
+    with transaction(sessions) as session:
+        version = ServingVersion.of(ModelVersionRepository(session).require(version_id))
     cache.put(version)
     return version

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from api_client.contract import ErrorCode
+from api_client.deployment_params import DeployRequest
 from api_client.registry_params import (
     AliasHistoryRequest,
     LineageRequest,
@@ -15,17 +16,17 @@ from api_client.registry_params import (
     VersionsRequest,
 )
 from storage.db import transaction
+from storage.deployments import DeploymentRepository
 from storage.lineage import lineage
 from storage.model_versions import ModelVersionRepository
-from storage.models import AliasEvent, ModelVersion
-from storage.registry import AliasConflict, AliasRepository, VersionLifecycle
+from storage.models import AliasEvent
+from storage.registry import AliasConflict, AliasRepository
+from workers.deployment.champion import CHAMPION, record_stages
 from workers.deployment.errors import ScoringError
 from workers.deployment.resolve import require_model, require_version
 from workers.deployment.services import ScoringServices
-from workers.deployment.serving import ServingVersion, load_pipeline_for, pipeline_cache
+from workers.deployment.serving import ServingVersion, pipeline_for
 from workers.training.versions import version_summary
-
-CHAMPION = "champion"
 
 
 def versions(services: ScoringServices, request: VersionsRequest) -> dict[str, Any]:
@@ -54,17 +55,15 @@ def version_lineage(services: ScoringServices, request: LineageRequest) -> dict[
 
 def set_alias(services: ScoringServices, request: SetAliasRequest) -> dict[str, Any]:
     """Verify the version's artifact (a version that cannot load never serves), then move
-    the alias with a compare-and-set and record the version's new stage."""
+    the alias with a compare-and-set and record the version's new stage. The champion of
+    a deployed model moves through its deployment (an immediate rollout), so the alias
+    and what scoring routes to never disagree."""
+    if request.alias == CHAMPION and _deployed(services, request.model_name):
+        return _deploy_champion(services, request)
     with transaction(services.sessions) as session:
         row = require_version(session, request.model_name, request.version)
         serving = ServingVersion.of(row)
-    settings = services.settings
-    load_pipeline_for(
-        serving,
-        services.store,
-        pipeline_cache(settings.pipeline_cache_size),
-        settings.artifact_hmac_key,
-    )
+    pipeline_for(serving, services.store, services.settings)
     actor = request.actor or "client"
     with transaction(services.sessions) as session:
         aliases = AliasRepository(session)
@@ -80,7 +79,7 @@ def set_alias(services: ScoringServices, request: SetAliasRequest) -> dict[str, 
         except AliasConflict as exc:
             raise ScoringError(ErrorCode.ALIAS_CONFLICT, str(exc)) from exc
         if event is not None:
-            _record_stages(session, event, actor)
+            record_stages(session, event, actor)
         current = aliases.get(request.model_name, request.alias)
         assert current is not None
         return {
@@ -90,6 +89,49 @@ def set_alias(services: ScoringServices, request: SetAliasRequest) -> dict[str, 
             "revision": current.revision,
             "changed": event is not None,
             "event": _event(session, event) if event is not None else None,
+        }
+
+
+def _deployed(services: ScoringServices, model_name: str) -> bool:
+    with transaction(services.sessions) as session:
+        return DeploymentRepository(session).get(model_name) is not None
+
+
+def _deploy_champion(services: ScoringServices, request: SetAliasRequest) -> dict[str, Any]:
+    from workers.deployment.deployment_calls import deploy  # it moves aliases: no cycle
+
+    if request.expected_revision is not None:
+        with transaction(services.sessions) as session:
+            seen = AliasRepository(session).get(request.model_name, CHAMPION)
+        revision = seen.revision if seen is not None else 0
+        if revision != request.expected_revision:
+            raise ScoringError(
+                ErrorCode.ALIAS_CONFLICT,
+                f"alias {request.model_name}/{CHAMPION} is at revision {revision}, not at "
+                f"the expected revision {request.expected_revision}; read it again and retry",
+            )
+    deployed = deploy(
+        services,
+        DeployRequest(
+            model_name=request.model_name,
+            version=request.version,
+            strategy="immediate",
+            reason=request.reason,
+            actor=request.actor,
+        ),
+    )
+    with transaction(services.sessions) as session:
+        current = AliasRepository(session).get(request.model_name, CHAMPION)
+        assert current is not None
+        last = AliasRepository(session).history(request.model_name, CHAMPION)[-1]
+        return {
+            "model_name": request.model_name,
+            "alias": CHAMPION,
+            "version": request.version,
+            "revision": current.revision,
+            "changed": deployed["changed"],
+            "event": _event(session, last) if deployed["changed"] else None,
+            "deployment": {"state": deployed["state"], "revision": deployed["revision"]},
         }
 
 
@@ -108,38 +150,6 @@ def alias_history(services: ScoringServices, request: AliasHistoryRequest) -> di
             answer["at"] = _iso(request.at)
             answer["version"] = _semver(session, version_id)
         return answer
-
-
-def _record_stages(session: Session, event: AliasEvent, actor: str) -> None:
-    """champion -> the version is deployed; another alias -> staged (unless deployed). The
-    version the champion left is staged if another alias still holds it, else archived."""
-    lifecycle = VersionLifecycle(session)
-    versions = ModelVersionRepository(session)
-    reason = f"{event.alias} set by {actor}"
-    assert event.to_version_id is not None
-    target = versions.require(event.to_version_id)
-    if event.alias == CHAMPION:
-        _move(lifecycle, target, "deployed", actor, reason)
-    elif target.status in ("registered", "archived"):
-        _move(lifecycle, target, "staged", actor, reason)
-    if event.alias == CHAMPION and event.from_version_id is not None:
-        left = versions.require(event.from_version_id)
-        still_held = any(
-            alias.version_id == left.id
-            for alias in AliasRepository(session).aliases_of(left.model_name)
-        )
-        stage = "staged" if still_held else "archived"
-        _move(lifecycle, left, stage, actor, f"replaced as champion by {target.version}")
-
-
-def _move(
-    lifecycle: VersionLifecycle, version: ModelVersion, status: str, actor: str, reason: str
-) -> None:
-    if version.status == status:
-        return
-    if version.status == "archived" and status == "deployed":
-        lifecycle.transition(version.id, "staged", actor=actor, reason=reason)
-    lifecycle.transition(version.id, status, actor=actor, reason=reason)
 
 
 def _event(session: Session, event: AliasEvent) -> dict[str, Any]:

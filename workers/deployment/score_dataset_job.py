@@ -29,7 +29,7 @@ from workers.deployment.outputs import Outputs, score_rows
 from workers.deployment.resolve import version_for_alias
 from workers.deployment.routing import Arm, route_all
 from workers.deployment.services import scoring_services
-from workers.deployment.serving import ServingVersion, load_pipeline_for, pipeline_cache
+from workers.deployment.serving import ServingVersion, pipeline_for
 from workers.deployment.table_checks import ChunkCheck, check_chunk, check_columns
 from workers.jobs.context import JobContext
 from workers.jobs.errors import JobError
@@ -51,12 +51,7 @@ def run_score_dataset(ctx: JobContext, params: ScoreDatasetParams) -> dict[str, 
         # ids and log batches, so a redelivered job logs each chunk once.
         as_of = job.created_at
     try:
-        pipeline = load_pipeline_for(
-            version,
-            ctx.runtime.store,
-            pipeline_cache(ctx.settings.pipeline_cache_size),
-            ctx.settings.artifact_hmac_key,
-        )
+        pipeline = pipeline_for(version, ctx.runtime.store, ctx.settings)
     except ScoringError as exc:
         raise JobError(exc.code, exc.message) from exc
     scorer = ChunkScorer(ctx, services.log_store, version, pipeline, params, as_of)

@@ -13,6 +13,7 @@ from storage.artifact_store import ArtifactStore
 from storage.models import ModelVersion
 from workers.deployment.errors import ScoringError
 from workers.deployment.pipeline_cache import ArtifactRefused, PipelineCache, load_verified
+from workers.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -92,3 +93,10 @@ def load_pipeline_for(
             exc.code,
             f"{version.model_name} {version.version} cannot be loaded: {exc}",
         ) from exc
+
+
+def pipeline_for(version: ServingVersion, store: ArtifactStore, settings: Settings) -> Any:
+    """``load_pipeline_for`` with this process's cache and the configured HMAC key."""
+    return load_pipeline_for(
+        version, store, pipeline_cache(settings.pipeline_cache_size), settings.artifact_hmac_key
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -17,6 +18,13 @@ from pydantic import BaseModel
 
 from api_client.client import job_id_for_key, submit_task_id
 from api_client.contract import ErrorCode, TaskName, job_task_name
+from api_client.deployment_params import (
+    DeploymentRequest,
+    DeployRequest,
+    EvaluateRequest,
+    RollbackRequest,
+    ShadowReportRequest,
+)
 from api_client.registry_params import (
     AliasHistoryRequest,
     LineageRequest,
@@ -30,11 +38,14 @@ from storage.errors import DatabaseUnavailable, NotFound
 from storage.registry import InvalidTransition
 from workers.control.replies import parse_request, refused, reply
 from workers.deployment import (
+    deployment_calls,
     forget_job,
     outcome_calls,
     registry_calls,
     retention_job,
+    rollouts,
     score_dataset_job,
+    shadow_report,
 )
 from workers.deployment.errors import ScoringError
 from workers.deployment.predict import predict as predict_rows
@@ -99,6 +110,48 @@ def predict(self: Task, payload: Any) -> dict[str, Any]:
 @shared_task(name=TaskName.RECORD_OUTCOMES.value, bind=True)
 def record_outcomes(self: Task, payload: Any) -> dict[str, Any]:
     return _answer(self, payload, RecordOutcomesRequest, outcome_calls.record_outcomes)
+
+
+@shared_task(name=TaskName.DEPLOY.value, bind=True)
+def deploy(self: Task, payload: Any) -> dict[str, Any]:
+    answer = _answer(self, payload, DeployRequest, deployment_calls.deploy)
+    data = answer.get("data") or {}
+    if data.get("changed") and data.get("state") == rollouts.VERIFYING:
+        # Blue-green checks its idle slot now rather than on the next beat tick.
+        self.app.send_task(
+            TaskName.EVALUATE_ROLLOUT.value,
+            args=[{"model_name": data["model_name"], "tick": f"deploy:{data['revision']}"}],
+            queue="control",
+        )
+    return answer
+
+
+@shared_task(name=TaskName.ROLLBACK.value, bind=True)
+def rollback(self: Task, payload: Any) -> dict[str, Any]:
+    return _answer(self, payload, RollbackRequest, deployment_calls.rollback)
+
+
+@shared_task(name=TaskName.DEPLOYMENT.value, bind=True)
+def deployment(self: Task, payload: Any) -> dict[str, Any]:
+    return _answer(self, payload, DeploymentRequest, deployment_calls.deployment_view)
+
+
+@shared_task(name=TaskName.EVALUATE_ROLLOUT.value, bind=True)
+def evaluate_rollout(self: Task, payload: Any) -> dict[str, Any]:
+    """One rollout's tick: sent by the rollout sweep (tick = its period) or by a person."""
+
+    def evaluate(services: ScoringServices, request: EvaluateRequest) -> dict[str, Any]:
+        if request.tick is not None:
+            return deployment_calls.evaluate_rollout(services, request.model_name, request.tick)
+        tick = f"manual:{uuid.uuid4().hex}"
+        return deployment_calls.evaluate_rollout(services, request.model_name, tick, "client")
+
+    return _answer(self, payload, EvaluateRequest, evaluate)
+
+
+@shared_task(name=TaskName.SHADOW_REPORT.value, bind=True)
+def shadow(self: Task, payload: Any) -> dict[str, Any]:
+    return _answer(self, payload, ShadowReportRequest, shadow_report.shadow_report)
 
 
 @shared_task(name=job_task_name("score_dataset"), bind=True, base=JobTask)
