@@ -14,15 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import click
-import pandas as pd
 
 from api_client import Client, ServiceUnavailable
+from workers.demo_rollouts import dataset_table, run_rollouts
 from workers.processes import Children, cipml_argv
 from workers.reports import export_report
 from workers.settings import Settings
 
 BUNDLED = Path(__file__).resolve().parents[1] / "data" / "cdnow_transactions.parquet"
-STEPS = 8
+STEPS = 9
 INLINE_CUSTOMERS = 3
 OUTCOME_BATCH = 5000
 # The log ends on 1998-06-30: judge it as of the next day, as its analysts would have.
@@ -159,6 +159,9 @@ def run_demo(
 
         step(8, "scoring: champion alias, score by reference and inline, outcomes, lineage")
         scoring = _score(settings, client, trained, features)
+
+        step(9, "rollouts: an A/B test of a retrained challenger, a canary that rolls back")
+        rollouts = run_rollouts(settings, client, trained, features)
     finally:
         # Nothing is in flight once the job ended: a cold shutdown is safe and saves the
         # seconds a warm one spends in Celery's timer loop.
@@ -170,6 +173,7 @@ def run_demo(
         "features": features,
         "training": trained,
         "scoring": scoring,
+        "rollouts": rollouts,
     }
 
 
@@ -324,7 +328,7 @@ def _score(
         f"{scored['name']} v{scored['version']} ({scored['rejected']} rejected); every "
         "prediction logged with its features"
     )
-    table = _dataset_table(settings, features["sha256"])
+    table = dataset_table(settings, features["sha256"])
     rows = table.drop(columns=["label", "cutoff"]).head(INLINE_CUSTOMERS)
     inline = client.predict(name, json.loads(rows.to_json(orient="records")))
     for prediction in inline["predictions"]:
@@ -361,10 +365,3 @@ def _score(
     for raw in chain["raw_inputs"]:
         click.echo(f"    <- raw input {raw['source_uri']}")
     return {"alias": alias, "scored": scored, "inline": inline, "outcomes": outcomes}
-
-
-def _dataset_table(settings: Settings, sha256: str) -> pd.DataFrame:
-    from storage.artifact_store import ArtifactStore
-
-    with ArtifactStore(settings.artifacts).open_verified(sha256) as handle:
-        return pd.read_parquet(handle)

@@ -38,7 +38,7 @@ def test_demo_on_a_fresh_folder_with_no_servers(tmp_path: Path) -> None:
         [CIPML, "demo"], cwd=tmp_path, env=_clean_env(), capture_output=True, text=True, timeout=300
     )
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "[4/8] ingest" in run.stdout and "69,659 x 4" in run.stdout
+    assert "[4/9] ingest" in run.stdout and "69,659 x 4" in run.stdout
     assert "quality 99.7/100" in run.stdout
     assert "255 exact duplicate rows" in run.stdout  # the top recommendation
     assert "23,570 customers x 105 features" in run.stdout
@@ -54,6 +54,13 @@ def test_demo_on_a_fresh_folder_with_no_servers(tmp_path: Path) -> None:
     assert run.stdout.count("inline: customer") == 3
     assert "true outcomes by customer: 23,570 recorded" in run.stdout
     assert "<- raw input file://" in run.stdout
+    # Step 9: an A/B test decided on every tick, and a degraded canary rolled back.
+    assert "deployed customer_churn 1.0.0: champion 1.0.0 100%" in run.stdout
+    assert "challenger 1.0.1: the same search with seed 1" in run.stdout
+    assert re.search(r"decision: (promoted|rejected|extended) — lift [+-]\d", run.stdout)
+    assert "canary: 1.1.0 (trained on shuffled labels) vs 1.0.0" in run.stdout
+    assert re.search(r"tick \d: rolled_back +rolled back from version 1\.1\.0", run.stdout)
+    assert "guardrail breached:" in run.stdout
     page = REPORT.search(run.stdout)
     assert page is not None
     html = Path(page.group(1)).read_text()
@@ -73,6 +80,7 @@ def test_demo_on_a_fresh_folder_with_no_servers(tmp_path: Path) -> None:
     assert "customer_churn 1.0.0" in again.stdout  # the same features: already trained
     assert "(already set; revision 1)" in again.stdout
     assert "0 recorded, 23,570 updated" in again.stdout
+    assert "guardrail breached:" in again.stdout  # a new canary, rolled back again
 
 
 def test_demo_on_redis_and_postgresql(service_env: dict[str, str], tmp_path: Path) -> None:
