@@ -11,7 +11,7 @@ import contextlib
 import json
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from api_client.errors import (
     JobTimeout,
     ServiceUnavailable,
 )
+from api_client.monitoring_params import CheckIntervalRequest
 from api_client.progress_bar import ProgressBar
 from api_client.registry_params import (
     AliasHistoryRequest,
@@ -368,6 +369,44 @@ class Client:
         request = _request(ShadowReportRequest, model_name=model_name)
         return self._call(TaskName.SHADOW_REPORT, request).data_or_empty()
 
+    # ------------------------------------------------------------------ monitoring
+
+    def check(
+        self,
+        model_name: str,
+        *,
+        window: float | str | timedelta = "24h",
+        rows: int | None = None,
+        current_dataset: int | None = None,
+        alias: str = "champion",
+        thresholds: dict[str, float] | None = None,
+        idempotency_key: str | None = None,
+    ) -> JobHandle:
+        """Check a model now: its logged predictions of the last ``window`` ("24h", "7d",
+        "90m", hours as a number, or a timedelta; at most ``rows`` of the latest), or a
+        registered dataset (``current_dataset``), against the version's training data.
+        A job; its result has the drift per feature, prediction drift, performance,
+        data-quality findings, the health score and the report's path."""
+        params: dict[str, Any] = {
+            "model_name": model_name,
+            "alias": alias,
+            "window_hours": _hours(window),
+        }
+        if rows is not None:
+            params["window_rows"] = rows
+        if current_dataset is not None:
+            params["current_dataset_id"] = current_dataset
+        if thresholds:
+            params["thresholds"] = thresholds
+        return self.submit("check_model", params, idempotency_key=idempotency_key)
+
+    def set_check_interval(self, model_name: str, seconds: float | None) -> dict[str, Any]:
+        """Check this deployed model every ``seconds`` instead of every
+        CIPML_DRIFT_CHECK_INTERVAL (None: back to the default). The sweep runs at the
+        default's pace, so a shorter interval is checked at that pace."""
+        request = _request(CheckIntervalRequest, model_name=model_name, seconds=seconds)
+        return self._call(TaskName.SET_CHECK_INTERVAL, request).data_or_empty()
+
     def close(self) -> None:
         self._app.close()
 
@@ -527,6 +566,26 @@ def _outcome(summary: JobSummary) -> dict[str, Any]:
         code=error.code if error else ErrorCode.INTERNAL_ERROR,
         job_id=summary.job_id,
     )
+
+
+_HOURS_PER_UNIT = {"m": 1 / 60, "h": 1.0, "d": 24.0, "w": 168.0}
+
+
+def _hours(window: float | str | timedelta) -> float:
+    """A window in hours from 24, "24h", "7d", "90m", "2w" or a timedelta."""
+    if isinstance(window, timedelta):
+        return window.total_seconds() / 3600
+    if isinstance(window, int | float):
+        return float(window)
+    text = window.strip().lower()
+    unit = _HOURS_PER_UNIT.get(text[-1:])
+    try:
+        return float(text[:-1]) * unit if unit is not None else float(text)
+    except ValueError:
+        raise InvalidRequest(
+            f"window {window!r}: give hours as a number, or a number with m, h, d or w "
+            "(e.g. '24h', '7d')"
+        ) from None
 
 
 def _request(model: type[StrictModel], **fields: Any) -> dict[str, Any]:

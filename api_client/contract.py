@@ -128,6 +128,8 @@ class TaskName(StrEnum):
     EVALUATE_ROLLOUT = "cipml.deployment.evaluate"  # one rollout's tick (a sweep fans out)
     SHADOW_REPORT = "cipml.deployment.shadow_report"
     SWEEP_ROLLOUTS = "cipml.scheduler.sweep_rollouts"  # beat's rollout sweep
+    SWEEP_MONITORING = "cipml.scheduler.sweep_monitoring"  # beat's monitoring sweep
+    SET_CHECK_INTERVAL = "cipml.monitoring.set_check_interval"
 
 
 def job_task_name(job_type: str) -> str:

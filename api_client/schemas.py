@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api_client.contract import CONTRACT_VERSION, Queue
 from api_client.feature_params import BuildFeaturesParams
+from api_client.monitoring_params import CheckParams
 from api_client.quality_params import AssessQualityParams, CleanParams
 from api_client.registry_params import ForgetCustomerParams, RetentionParams, ScoreDatasetParams
 from api_client.strict import DatasetName, StrictModel
@@ -108,6 +109,7 @@ JOB_TYPES: dict[str, JobSpec] = {
     "score_dataset": JobSpec(ScoreDatasetParams, Queue.SCORING.value),
     "forget_customer": JobSpec(ForgetCustomerParams, Queue.SCORING.value),
     "apply_retention": JobSpec(RetentionParams, Queue.SCORING.value),
+    "check_model": JobSpec(CheckParams, Queue.MONITORING.value),
 }
 
 # Job types that wait for an admission slot (CIPML_MAX_TRAINING_JOBS) before they run.

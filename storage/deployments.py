@@ -52,6 +52,7 @@ class DeploymentRecord:
     revision: int = 0  # 0: never saved
     id: int | None = None
     updated_at: datetime | None = None
+    check_interval_s: float | None = None  # monitoring's override; saves leave it as is
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,16 @@ class DeploymentRepository:
             latest = query.order_by(_EVENTS.c.id.desc()).limit(limit)
             rows = list(reversed(self.session.execute(latest).all()))
         return [_event(row) for row in rows]
+
+    def set_check_interval(self, model_name: str, seconds: float | None) -> bool:
+        """Monitoring's interval for this model (None: the default); False when the model
+        has no deployment."""
+        result = self.session.execute(
+            update(_DEPLOYMENTS)
+            .where(_DEPLOYMENTS.c.model_name == model_name)
+            .values(check_interval_s=seconds)
+        )
+        return _rowcount(result) == 1
 
     def claim_tick(self, deployment_id: int, tick: str, at: datetime) -> bool:
         """Claim evaluation ``tick``: True for the one call that inserted it."""
@@ -313,6 +324,7 @@ def _record(row: Any, arms: tuple[ArmRecord, ...]) -> DeploymentRecord:
         revision=row.revision,
         id=int(row.id),
         updated_at=row.updated_at,
+        check_interval_s=row.check_interval_s,
     )
 
 

@@ -419,6 +419,9 @@ class Deployment(Base):
     memory: Mapped[dict[str, Any]] = mapped_column(default=dict)
     rollout: Mapped[int]
     revision: Mapped[int]
+    # Seconds between this model's scheduled monitoring checks (None: the default,
+    # CIPML_DRIFT_CHECK_INTERVAL). Set apart from rollouts: saves never touch it.
+    check_interval_s: Mapped[float | None]
 
 
 class DeploymentArm(Base):
@@ -488,3 +491,29 @@ class SweepPeriod(Base):
     period: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     claimed_at: Mapped[datetime] = mapped_column(default=utcnow)
     duplicates: Mapped[int] = mapped_column(default=0)
+
+
+class MonitoringCheck(Base):
+    """One monitoring check of a model: its window, decisions and health, and the full
+    result (per-feature statistics) as JSON. One row per check job, so a redelivered job
+    stores its result once."""
+
+    __tablename__ = "monitoring_checks"
+    __table_args__ = (Index("ix_monitoring_checks_model_checked", "model_name", "checked_at"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), unique=True)
+    model_name: Mapped[str] = mapped_column(String(200))
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    checked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    window_start: Mapped[datetime | None]
+    window_end: Mapped[datetime | None]
+    window_rows: Mapped[int] = mapped_column(BigInteger)
+    source: Mapped[str] = mapped_column(String(32))  # prediction_log | dataset
+    health_score: Mapped[float | None]
+    status: Mapped[str] = mapped_column(String(32))  # healthy | degraded | critical | no_data
+    drifted: Mapped[bool] = mapped_column(default=False)
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    report_sha256: Mapped[str | None] = mapped_column(ForeignKey("artifacts.sha256"))

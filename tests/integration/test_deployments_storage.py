@@ -377,3 +377,20 @@ def test_racing_claims_of_one_period_one_wins(sessions: sessionmaker[Session]) -
     with transaction(sessions) as session:
         (only,) = claims(session, "monitor")
         assert (only.period, only.duplicates) == (7, 5)
+
+
+def test_the_check_interval_survives_saves(sessions: sessionmaker[Session], tmp_path: Path) -> None:
+    v1, v2, _ = versions(sessions, tmp_path)
+    with transaction(sessions) as session:
+        repository = DeploymentRepository(session)
+        assert not repository.set_check_interval("churn", 600.0)  # no deployment yet
+        saved = repository.save(canary("churn", v1, v2, 0.05), event("a", T0))
+        assert repository.set_check_interval("churn", 600.0)
+    with transaction(sessions) as session:
+        repository = DeploymentRepository(session)
+        current = repository.get("churn")
+        assert current is not None and current.check_interval_s == 600.0
+        repository.save(replace(current, step=1), event("b", T0 + MINUTE))  # a rollout tick
+        after = repository.get("churn")
+        assert after is not None and after.check_interval_s == 600.0 and after.step == 1
+        assert saved.revision == 1 and after.revision == 2
