@@ -252,9 +252,11 @@ def join_outcomes(predictions: pd.DataFrame, outcomes: pd.DataFrame) -> pd.DataF
             "_pos": position,
             PREDICTION_ID: predictions[PREDICTION_ID].to_numpy(),
             "routing_key": predictions["routing_key"].to_numpy(),
+            # .array, not .to_numpy(): a timezone-aware column would become a million
+            # Timestamp objects (seconds on a 1M-row window), the array stays datetime64.
             PREDICTED_AT: pd.to_datetime(predictions[PREDICTED_AT], utc=True)
             .dt.as_unit("ns")
-            .to_numpy(),
+            .array,
         }
     )
     right = outcomes.assign(observed_at=pd.to_datetime(outcomes["observed_at"], utc=True))
@@ -279,7 +281,7 @@ def join_outcomes(predictions: pd.DataFrame, outcomes: pd.DataFrame) -> pd.DataF
 
     out["outcome_value"] = value.to_numpy()
     out["outcome_label"] = label.to_numpy()
-    out["outcome_observed_at"] = observed.to_numpy()
+    out["outcome_observed_at"] = observed.array
     return out
 
 
@@ -287,7 +289,7 @@ def _fill(value: pd.Series, label: pd.Series, observed: pd.Series, hit: pd.DataF
     positions = hit["_pos"].to_numpy()
     value.iloc[positions] = hit["value"].astype("float64").to_numpy()
     label.iloc[positions] = hit["label"].astype("object").to_numpy()
-    observed.iloc[positions] = hit["observed_at"].to_numpy()
+    observed.iloc[positions] = hit["observed_at"].array
 
 
 def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:

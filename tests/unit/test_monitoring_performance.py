@@ -213,3 +213,22 @@ def test_interval_coverage_by_simulation(metric: str, floor: float) -> None:
         assert check.ci_low is not None and check.ci_high is not None
         hits += check.ci_low <= truth <= check.ci_high
     assert floor <= hits / reps <= 1.0
+
+
+def test_a_big_window_is_bootstrapped_on_a_subsample_with_the_same_spread() -> None:
+    """60,000 labelled rows: the subsample interval (20,000 rows, spread scaled by
+    sqrt(20,000 / 60,000)) is as wide as the full bootstrap's, around the full value."""
+    from workers.monitoring import performance as perf
+
+    rng = np.random.default_rng(3)
+    n = 60_000
+    y = rng.integers(0, 2, n)
+    score = np.clip(0.3 * y + 0.7 * rng.random(n), 0, 1)
+    check = performance_check(y, score, problem="binary", metric="roc_auc", baseline=0.9)
+    assert check.value == pytest.approx(roc_auc_score(y, score), abs=1e-12)
+    full_low, full_high = perf._interval(perf._roc_auc(y.astype(float), score), n, seed=0)
+    assert full_low is not None and full_high is not None
+    assert check.ci_low is not None and check.ci_high is not None
+    assert check.ci_low < check.value < check.ci_high
+    width, full_width = check.ci_high - check.ci_low, full_high - full_low
+    assert width == pytest.approx(full_width, rel=0.25)
