@@ -2,7 +2,7 @@
 
 Beat only sends sweep tasks by name and touches no database; the sweeps themselves
 (scheduler/sweeps.py, run by workers) claim their period and fan out. Later issues add
-drift checks and retrains to SCHEDULE.
+retrains to SCHEDULE.
 """
 
 from __future__ import annotations
@@ -27,6 +27,13 @@ SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": settings.rollout_interval_s,
         "kwargs": {"interval_s": settings.rollout_interval_s},
         "options": {"queue": "control", "expires": settings.rollout_interval_s},
+    },
+    # Monitoring: one check job per deployed model per period.
+    "sweep-monitoring": {
+        "task": TaskName.SWEEP_MONITORING.value,
+        "schedule": settings.drift_check_interval,
+        "kwargs": {"interval_s": settings.drift_check_interval},
+        "options": {"queue": "control", "expires": settings.drift_check_interval},
     },
     # Retention of prediction logs, outcomes and archived versions' artifacts.
     "retention": {

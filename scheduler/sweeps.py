@@ -10,21 +10,26 @@ evaluation is also keyed by (rollout, period), so a redelivered evaluation decid
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from celery import Task, shared_task
 
+from api_client.client import job_id_for_key, submit_task_id
 from api_client.contract import TaskName
+from api_client.schemas import SubmitRequest
 from storage.db import transaction
 from storage.deployments import DeploymentRepository
 from storage.models import utcnow
 from storage.sweeps import claim_period, period_of
-from workers.deployment.rollouts import IN_PROGRESS
+from workers.deployment.rollouts import IN_PROGRESS, STATES
 from workers.runtime import runtime_for
 
 log = logging.getLogger("cipml.scheduler")
+SERVING = STATES  # every deployment serves something, whatever its rollout's state
 
 ROLLOUTS = "rollouts"
+MONITORING = "monitoring"
 
 
 @shared_task(name=TaskName.SWEEP_ROLLOUTS.value, bind=True)
@@ -47,3 +52,43 @@ def sweep_rollouts(self: Task, interval_s: float | None = None) -> dict[str, Any
         )
     log.info("rollout sweep of period %d: %d rollouts to evaluate", period, len(running))
     return {"period": period, "claimed": True, "evaluations": len(running)}
+
+
+@shared_task(name=TaskName.SWEEP_MONITORING.value, bind=True)
+def sweep_monitoring(self: Task, interval_s: float | None = None) -> dict[str, Any]:
+    """One check job per deployed model per period, submitted with an idempotency key made
+    of the period: a duplicate sweep, or a redelivered one, finds the job already there."""
+    runtime = runtime_for(self.app)
+    interval = interval_s or runtime.settings.drift_check_interval
+    now = utcnow()
+    period = period_of(now, interval)
+    with transaction(runtime.sessions) as session:
+        if not claim_period(session, MONITORING, period, now):
+            log.info("monitoring sweep of period %d already claimed: skipped", period)
+            return {"period": period, "claimed": False, "checks": 0}
+        deployed = DeploymentRepository(session).active(SERVING)
+    keys = {
+        d.model_name: check_key(d.model_name, d.check_interval_s or interval, now) for d in deployed
+    }
+    for model_name, key in keys.items():
+        job_id = job_id_for_key(key)
+        request = SubmitRequest(
+            job_id=job_id,
+            job_type="check_model",
+            params={"model_name": model_name},  # the last 24 hours (CheckParams)
+            idempotency_key=key,
+        )
+        self.app.send_task(
+            TaskName.SUBMIT.value,
+            args=[request.model_dump(mode="json")],
+            queue="control",
+            task_id=submit_task_id(job_id),
+        )
+    log.info("monitoring sweep of period %d: %d checks submitted", period, len(keys))
+    return {"period": period, "claimed": True, "checks": len(keys)}
+
+
+def check_key(model_name: str, interval_s: float, now: datetime) -> str:
+    """The idempotency key of a model's scheduled check: one job per period of its own
+    interval (a longer per-model interval skips the sweeps inside its period)."""
+    return f"check_model:{model_name}:{interval_s:g}:{period_of(now, interval_s)}"

@@ -20,6 +20,7 @@ TASK_MODULES = [
     "workers.preprocessing.tasks",
     "workers.training.tasks",
     "workers.deployment.tasks",
+    "workers.monitoring.tasks",
     # The scheduler's sweeps run on workers; named, not imported (scheduler sits above).
     "scheduler.sweeps",
 ]

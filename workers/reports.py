@@ -36,3 +36,24 @@ def export_report(
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(data)
     return target.resolve()
+
+
+def export_check_report(settings: Settings, job_id: str, output: Path | None = None) -> Path:
+    """Write a monitoring check's HTML report (verified against its sha256) to ``output``
+    (default: ``$CIPML_HOME/reports/check-<model>-<job id>.html``) and return the path."""
+    from storage.monitoring import MonitoringRepository
+
+    engine = make_engine(settings.database)
+    try:
+        with transaction(make_session_factory(engine)) as session:
+            check = MonitoringRepository(session).by_job(job_id)
+            if check is None or check.report_sha256 is None:
+                raise ReportNotFound(f"job {job_id} stored no monitoring check")
+            sha256, model_name = check.report_sha256, check.model_name
+    finally:
+        engine.dispose()
+    data = ArtifactStore(settings.artifacts).read_bytes(sha256)
+    target = output or settings.home / "reports" / f"check-{model_name}-{job_id[:12]}.html"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    return target.resolve()

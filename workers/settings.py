@@ -168,6 +168,22 @@ class Settings(BaseSettings):
             "many beats run."
         ),
     )
+    drift_check_interval: float = Field(
+        900,
+        gt=0,
+        description=(
+            "Seconds between the scheduled monitoring checks of every deployed model (one "
+            "check job per model per period, however many beats run)."
+        ),
+    )
+    monitoring_reference_rows: int = Field(
+        10_000,
+        ge=100,
+        description=(
+            "Rows of a version's training data a monitoring check compares against (a "
+            "sample seeded by the version, so every check of it uses the same reference)."
+        ),
+    )
     max_inline_rows: int = Field(
         1000,
         ge=1,

