@@ -16,13 +16,14 @@ from typing import Any
 import click
 
 from api_client import Client, ServiceUnavailable
+from workers.demo_monitoring import run_checks
 from workers.demo_rollouts import dataset_table, run_rollouts
 from workers.processes import Children, cipml_argv
 from workers.reports import export_report
 from workers.settings import Settings
 
 BUNDLED = Path(__file__).resolve().parents[1] / "data" / "cdnow_transactions.parquet"
-STEPS = 9
+STEPS = 10
 INLINE_CUSTOMERS = 3
 OUTCOME_BATCH = 5000
 # The log ends on 1998-06-30: judge it as of the next day, as its analysts would have.
@@ -162,6 +163,9 @@ def run_demo(
 
         step(9, "rollouts: an A/B test of a retrained challenger, a canary that rolls back")
         rollouts = run_rollouts(settings, client, trained, features)
+
+        step(10, "monitoring: drift, performance and health of the champion, with a report")
+        monitoring = run_checks(settings, client, trained, features)
     finally:
         # Nothing is in flight once the job ended: a cold shutdown is safe and saves the
         # seconds a warm one spends in Celery's timer loop.
@@ -174,6 +178,7 @@ def run_demo(
         "training": trained,
         "scoring": scoring,
         "rollouts": rollouts,
+        "monitoring": monitoring,
     }
 
 

@@ -38,7 +38,7 @@ def test_demo_on_a_fresh_folder_with_no_servers(tmp_path: Path) -> None:
         [CIPML, "demo"], cwd=tmp_path, env=_clean_env(), capture_output=True, text=True, timeout=300
     )
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "[4/9] ingest" in run.stdout and "69,659 x 4" in run.stdout
+    assert "[4/10] ingest" in run.stdout and "69,659 x 4" in run.stdout
     assert "quality 99.7/100" in run.stdout
     assert "255 exact duplicate rows" in run.stdout  # the top recommendation
     assert "23,570 customers x 105 features" in run.stdout
@@ -61,6 +61,11 @@ def test_demo_on_a_fresh_folder_with_no_servers(tmp_path: Path) -> None:
     assert "canary: 1.1.0 (trained on shuffled labels) vs 1.0.0" in run.stdout
     assert re.search(r"tick \d: rolled_back +rolled back from version 1\.1\.0", run.stdout)
     assert "guardrail breached:" in run.stdout
+    # Step 10: the champion checked on the demo's traffic, then on a drifted copy.
+    assert re.search(r"the last hour of logged traffic \([\d,]+ predictions of 1\.0\.0", run.stdout)
+    drifted = re.search(r"drifted features: (.+)", run.stdout.split("a copy of the customers")[1])
+    assert drifted and set(drifted.group(1).split(", ")) == {"frequency", "dollar_value__sum"}
+    assert run.stdout.count("    report: file://") == 2
     page = REPORT.search(run.stdout)
     assert page is not None
     html = Path(page.group(1)).read_text()
