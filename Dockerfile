@@ -11,7 +11,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH \
-    CIPML_HOME=/var/lib/cipml/home
+    CIPML_HOME=/var/lib/cipml/home \
+    NUMBA_CACHE_DIR=/var/lib/cipml/numba
 
 # Runs as this user, never root (Celery also warns against running workers as root).
 RUN groupadd --system --gid 10001 cipml \
@@ -39,7 +40,7 @@ RUN pip install -e .
 # State lives outside the code: CIPML_HOME (beat's schedule file, embedded defaults), and
 # the mount points of the artifact volume and the input data (docker-compose.yml).
 # Relative paths resolve against /app, so the default data root ./data is the bundled data.
-RUN mkdir -p /var/lib/cipml/home /var/lib/cipml/data /var/lib/cipml/artifacts \
+RUN mkdir -p /var/lib/cipml/home /var/lib/cipml/data /var/lib/cipml/artifacts /var/lib/cipml/numba \
  && chown -R cipml:cipml /var/lib/cipml
 USER cipml
 
