@@ -1,10 +1,12 @@
 """Periodic sweeps: beat sends one sweep task per tick; the sweep claims its period with a
-unique key, then fans out one task per item (here: one evaluation per running rollout).
+unique key, then fans out one task per item: an evaluation per running rollout, a check
+job per deployed model.
 
 Two beats running by mistake send two sweeps per period: the second finds the period
 claimed and does nothing, so nothing is evaluated twice. A sweep that dies after its claim
-loses that period's fan-out, never doubles it; the next period evaluates again. Each
-evaluation is also keyed by (rollout, period), so a redelivered evaluation decides once.
+loses that period's fan-out, never doubles it; the next period runs again. Each item is
+also keyed: an evaluation by (rollout, period), a check job by (model, interval, period),
+so a redelivered one decides (or runs) once.
 """
 
 from __future__ import annotations

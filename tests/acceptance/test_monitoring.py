@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import psycopg
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,6 +25,7 @@ from api_client import CipmlError, Client, InvalidRequest
 from storage.artifact_store import ArtifactStore
 from storage.datasets import DatasetRepository
 from storage.db import transaction
+from storage.jobs import JobRepository
 from storage.models import Job, MonitoringCheck, utcnow
 from storage.prediction_log import PredictionLog
 from tests.acceptance.conftest import CDNOW
@@ -231,21 +233,28 @@ def test_beat_sweeps_one_check_per_deployed_model_per_period(
     assert len(stored) == len(done)
 
 
-def test_a_check_killed_midway_is_redelivered_and_stored_once(
-    client: Client,
-    model: str,
-    table: pd.DataFrame,
-    data_root: Path,
-    service_sessions: sessionmaker[Session],
-) -> None:
-    """The pool process running a check dies (SIGKILL); the job is redelivered at once and
-    its second run finds nothing stored twice. A 300,000-row window keeps the check busy
-    long enough to be killed in the middle."""
+@pytest.fixture(scope="module")
+def big_dataset(client: Client, model: str, table: pd.DataFrame, data_root: Path) -> int:
+    """300,000 rows: a check of it is busy for seconds, long enough to hit in the middle."""
     big = pd.concat([table] * 300, ignore_index=True)
     path = data_root / f"{model}-big.parquet"
     big.to_parquet(path, index=False)
-    dataset = client.submit("ingest_dataset", {"uri": path.name, "name": path.stem}).wait(300)
-    handle = client.check(model, current_dataset=dataset["dataset_id"])
+    return int(
+        client.submit("ingest_dataset", {"uri": path.name, "name": path.stem}).wait(300)[
+            "dataset_id"
+        ]
+    )
+
+
+def test_a_check_killed_midway_is_redelivered_and_stored_once(
+    client: Client,
+    model: str,
+    big_dataset: int,
+    service_sessions: sessionmaker[Session],
+) -> None:
+    """The pool process running a check dies (SIGKILL); the job is redelivered at once and
+    its second run finds nothing stored twice."""
+    handle = client.check(model, current_dataset=big_dataset)
     row = eventually(
         lambda: (
             (r := job_row(service_sessions, handle.id)) and r.status == "RUNNING" and r.worker and r
@@ -256,11 +265,52 @@ def test_a_check_killed_midway_is_redelivered_and_stored_once(
     )
     os.kill(int(row.worker.rsplit(":", 1)[1]), signal.SIGKILL)
     result = handle.result(timeout=300)
-    assert result["window"]["rows"] == len(big)
+    assert result["window"]["rows"] == 300_000
     final = job_row(service_sessions, handle.id)
     assert final is not None and (final.status, final.attempts) == ("SUCCEEDED", 2)
     with transaction(service_sessions) as session:
         stored = session.scalars(
             select(MonitoringCheck).where(MonitoringCheck.job_id == handle.id)
         ).all()
+    assert len(stored) == 1
+
+
+def test_a_database_outage_while_storing_retries_the_check_and_stores_once(
+    client: Client,
+    model: str,
+    big_dataset: int,
+    service_sessions: sessionmaker[Session],
+    pg_url: str,
+) -> None:
+    """The check's final write waits on a lock the test holds; the test then kills that
+    database session (what a failover or a dropped connection does). The job retries on
+    the transient error, computes again, and one result is stored."""
+    admin = pg_url.replace("postgresql+psycopg://", "postgresql://")
+    database = pg_url.rsplit("/", 1)[1]
+    with psycopg.connect(admin) as blocker:
+        # SHARE mode: reads go on (the check reads its history first), inserts wait.
+        blocker.execute("LOCK TABLE monitoring_checks IN SHARE MODE")
+        handle = client.check(model, current_dataset=big_dataset)
+
+        def kill_the_waiting_write() -> int:
+            with psycopg.connect(admin, autocommit=True) as connection:
+                return len(
+                    connection.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = %s AND wait_event_type = 'Lock' "
+                        "AND query ILIKE %s AND pid <> pg_backend_pid()",
+                        (database, "%monitoring_checks%"),
+                    ).fetchall()
+                )
+
+        eventually(kill_the_waiting_write, timeout=120, interval=0.05, what="the blocked write")
+        blocker.rollback()  # the lock goes; the retry can store
+    result = handle.result(timeout=300)
+    assert result["window"]["rows"] == 300_000
+    with transaction(service_sessions) as session:
+        started = [e.detail for e in JobRepository(session).events(handle.id, kind="started")]
+        stored = session.scalars(
+            select(MonitoringCheck).where(MonitoringCheck.job_id == handle.id)
+        ).all()
+    assert started == [{"redelivered": False, "retry": 0}, {"redelivered": False, "retry": 1}]
     assert len(stored) == 1
