@@ -12,9 +12,7 @@ import signal
 import uuid
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pandas as pd
 import psycopg
 import pytest
@@ -23,80 +21,38 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api_client import CipmlError, Client, InvalidRequest
 from storage.artifact_store import ArtifactStore
-from storage.datasets import DatasetRepository
 from storage.db import transaction
 from storage.jobs import JobRepository
 from storage.models import Job, MonitoringCheck, utcnow
 from storage.prediction_log import PredictionLog
-from tests.acceptance.conftest import CDNOW
+from tests.acceptance.churn import churn_config, churn_features, dataset_table, records
 from tests.acceptance.helpers import eventually, job_row
 from tests.support.beat import BeatProcess
 
 pytestmark = pytest.mark.slow
 
 CUSTOMERS = 1000
-IDS = ["customer_id", "cutoff"]
 SHIFTED = ("frequency", "dollar_value__sum")
 
 
 @pytest.fixture(scope="module")
 def features(client: Client, data_root: Path) -> int:
-    events = pd.read_parquet(CDNOW)
-    chosen = np.sort(events["customer_id"].unique())[1000 : 1000 + CUSTOMERS]
-    path = data_root / f"cdnow-monitoring-{uuid.uuid4().hex[:6]}.parquet"
-    events[events["customer_id"].isin(chosen)].to_parquet(path, index=False)
-    log = client.submit("ingest_dataset", {"uri": path.name, "name": path.stem}).wait(120)
-    params = {
-        "dataset_id": log["dataset_id"],
-        "customer_id_column": "customer_id",
-        "timestamp_column": "date",
-        "value_columns": ["dollar_value", "number_of_cds"],
-        "cutoffs": ["1997-10-01"],
-        "rolling_windows": ["30D", "90D"],
-        "label": {"kind": "churn", "horizon": "39W"},
-    }
-    return int(client.submit("build_features", params).wait(300)["dataset_id"])
+    return churn_features(client, data_root, slice(1000, 1000 + CUSTOMERS), "monitoring")
 
 
 @pytest.fixture(scope="module")
 def table(
     features: int, store: ArtifactStore, service_sessions: sessionmaker[Session]
 ) -> pd.DataFrame:
-    with transaction(service_sessions) as session:
-        sha = DatasetRepository(session).require(features).stored_sha256
-    with store.open_verified(sha) as handle:
-        return pd.read_parquet(handle)
+    return dataset_table(features, store, service_sessions)
 
 
 @pytest.fixture(scope="module")
 def model(client: Client, features: int) -> str:
     name = f"churn-mon-{uuid.uuid4().hex[:6]}"
-    config = {
-        "model_name": name,
-        "model_type": "churn",
-        "target": "label",
-        "exclude": IDS,
-        "optimization": {
-            "strategy": "random",
-            "n_trials": 2,
-            "parallelism": 1,
-            "families": ["logistic_regression"],
-        },
-        "validation": {"folds": 3},
-        "ensemble": {"methods": []},
-        "seed": 0,
-    }
-    client.submit_train(features, config).wait(600, progress=False)
+    client.submit_train(features, churn_config(name)).wait(600, progress=False)
     client.deploy(name, "1.0.0", reason="monitored")
     return name
-
-
-def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    plain = frame.drop(columns=["label", "cutoff"]).astype(object)
-    return [
-        {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
-        for row in plain.to_dict("records")
-    ]
 
 
 def test_a_check_of_logged_traffic_with_outcomes(

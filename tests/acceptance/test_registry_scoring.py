@@ -25,32 +25,17 @@ from storage.datasets import DatasetRepository
 from storage.db import transaction
 from storage.models import Job, ModelVersion
 from storage.prediction_log import PredictionLog
-from tests.acceptance.conftest import CDNOW
+from tests.acceptance.churn import churn_config, churn_features, dataset_table, records
 from tests.acceptance.helpers import eventually
 
 pytestmark = pytest.mark.slow
 
 CUSTOMERS = 1500
-IDS = ["customer_id", "cutoff"]
 
 
 @pytest.fixture(scope="module")
 def features(client: Client, data_root: Path) -> int:
-    events = pd.read_parquet(CDNOW)
-    chosen = np.sort(events["customer_id"].unique())[:CUSTOMERS]
-    path = data_root / f"cdnow-scoring-{uuid.uuid4().hex[:6]}.parquet"
-    events[events["customer_id"].isin(chosen)].to_parquet(path, index=False)
-    log = client.submit("ingest_dataset", {"uri": path.name, "name": path.stem}).wait(120)
-    params = {
-        "dataset_id": log["dataset_id"],
-        "customer_id_column": "customer_id",
-        "timestamp_column": "date",
-        "value_columns": ["dollar_value", "number_of_cds"],
-        "cutoffs": ["1997-10-01"],
-        "rolling_windows": ["30D", "90D"],
-        "label": {"kind": "churn", "horizon": "39W"},
-    }
-    return int(client.submit("build_features", params).wait(300)["dataset_id"])
+    return churn_features(client, data_root, slice(None, CUSTOMERS), "scoring")
 
 
 @pytest.fixture(scope="module")
@@ -60,21 +45,7 @@ def model(client: Client, features: int) -> dict[str, Any]:
     name = f"churn-{uuid.uuid4().hex[:6]}"
     versions = []
     for seed in (0, 1):
-        config: dict[str, Any] = {
-            "model_name": name,
-            "model_type": "churn",
-            "target": "label",
-            "exclude": IDS,
-            "optimization": {
-                "strategy": "random",
-                "n_trials": 2,
-                "parallelism": 1,
-                "families": ["logistic_regression"],
-            },
-            "validation": {"folds": 3},
-            "ensemble": {"methods": []},
-            "seed": seed,
-        }
+        config = churn_config(name, seed)
         versions.append(client.submit_train(features, config).wait(600, progress=False))
     return {"name": name, "versions": versions, "config": config}
 
@@ -83,24 +54,12 @@ def model(client: Client, features: int) -> dict[str, Any]:
 def table(
     features: int, store: ArtifactStore, service_sessions: sessionmaker[Session]
 ) -> pd.DataFrame:
-    with transaction(service_sessions) as session:
-        sha = DatasetRepository(session).require(features).stored_sha256
-    with store.open_verified(sha) as handle:
-        return pd.read_parquet(handle)
+    return dataset_table(features, store, service_sessions)
 
 
 @pytest.fixture(scope="module")
 def prediction_log(service_env: dict[str, str]) -> PredictionLog:
     return PredictionLog(str(Path(service_env["CIPML_HOME"]) / "predictions"))
-
-
-def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as a client sends them: plain JSON values."""
-    plain = frame.drop(columns=["label", "cutoff"]).astype(object)
-    return [
-        {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
-        for row in plain.to_dict("records")
-    ]
 
 
 def test_versions_aliases_history_and_lineage(

@@ -16,7 +16,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pytest
 from sqlalchemy import func, select
@@ -24,66 +23,29 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api_client import CipmlError, Client, InvalidRequest, TaskName
 from storage.artifact_store import ArtifactStore
-from storage.datasets import DatasetRepository
 from storage.db import transaction
 from storage.deployments import ArmRecord, DeploymentRecord, DeploymentRepository, EventRecord
 from storage.models import RolloutTick, SweepPeriod, utcnow
-from tests.acceptance.conftest import CDNOW
+from tests.acceptance.churn import churn_config, churn_features, dataset_table, records
 from tests.acceptance.helpers import eventually
 from tests.support.beat import BeatProcess
 
 pytestmark = pytest.mark.slow
 
 CUSTOMERS = 1000
-IDS = ["customer_id", "cutoff"]
 TICK_S = "1"  # beat's rollout interval in these tests
 
 
 @pytest.fixture(scope="module")
 def features(client: Client, data_root: Path) -> int:
-    events = pd.read_parquet(CDNOW)
-    chosen = np.sort(events["customer_id"].unique())[-CUSTOMERS:]
-    path = data_root / f"cdnow-rollouts-{uuid.uuid4().hex[:6]}.parquet"
-    events[events["customer_id"].isin(chosen)].to_parquet(path, index=False)
-    log = client.submit("ingest_dataset", {"uri": path.name, "name": path.stem}).wait(120)
-    params = {
-        "dataset_id": log["dataset_id"],
-        "customer_id_column": "customer_id",
-        "timestamp_column": "date",
-        "value_columns": ["dollar_value", "number_of_cds"],
-        "cutoffs": ["1997-10-01"],
-        "rolling_windows": ["30D", "90D"],
-        "label": {"kind": "churn", "horizon": "39W"},
-    }
-    return int(client.submit("build_features", params).wait(300)["dataset_id"])
+    return churn_features(client, data_root, slice(-CUSTOMERS, None), "rollouts")
 
 
 @pytest.fixture(scope="module")
 def table(
     features: int, store: ArtifactStore, service_sessions: sessionmaker[Session]
 ) -> pd.DataFrame:
-    with transaction(service_sessions) as session:
-        sha = DatasetRepository(session).require(features).stored_sha256
-    with store.open_verified(sha) as handle:
-        return pd.read_parquet(handle)
-
-
-def train_config(name: str, seed: int) -> dict[str, Any]:
-    return {
-        "model_name": name,
-        "model_type": "churn",
-        "target": "label",
-        "exclude": IDS,
-        "optimization": {
-            "strategy": "random",
-            "n_trials": 2,
-            "parallelism": 1,
-            "families": ["logistic_regression"],
-        },
-        "validation": {"folds": 3},
-        "ensemble": {"methods": []},
-        "seed": seed,
-    }
+    return dataset_table(features, store, service_sessions)
 
 
 @pytest.fixture(scope="module")
@@ -92,12 +54,12 @@ def model(client: Client, features: int, table: pd.DataFrame, data_root: Path) -
     flipped, a model wrong wherever 1.0.0 is right (so a few hundred outcomes decide)."""
     name = f"churn-roll-{uuid.uuid4().hex[:6]}"
     for seed in (0, 1):
-        client.submit_train(features, train_config(name, seed)).wait(600, progress=False)
+        client.submit_train(features, churn_config(name, seed)).wait(600, progress=False)
     flipped = table.assign(label=1 - table["label"])
     path = data_root / f"{name}-flipped.parquet"
     flipped.to_parquet(path, index=False)
     dataset = client.submit("ingest_dataset", {"uri": path.name, "name": path.stem}).wait(120)
-    client.submit_train(dataset["dataset_id"], train_config(name, 2)).wait(600, progress=False)
+    client.submit_train(dataset["dataset_id"], churn_config(name, 2)).wait(600, progress=False)
     assert [v["version"] for v in client.versions(name)] == ["1.0.0", "1.0.1", "1.0.2"]
     return name
 
@@ -112,14 +74,6 @@ def beat(service_env: dict[str, str], tmp_path: Path) -> Iterator[None]:
     process.start()
     yield
     process.stop()
-
-
-def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    plain = frame.drop(columns=["label", "cutoff"]).astype(object)
-    return [
-        {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
-        for row in plain.to_dict("records")
-    ]
 
 
 def serve(client: Client, name: str, table: pd.DataFrame) -> list[dict[str, Any]]:

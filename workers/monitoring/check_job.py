@@ -33,7 +33,6 @@ from workers.monitoring.check_inputs import (
 )
 from workers.monitoring.drift import (
     DataDrift,
-    FeatureDrift,
     data_drift,
     prediction_drift,
     prepare_reference,
@@ -266,7 +265,7 @@ def _history_point(result: dict[str, Any], checked_at: datetime) -> dict[str, An
 
 def _summary(check: dict[str, Any]) -> dict[str, Any]:
     drift = check.get("data_drift") or {}
-    features: list[FeatureDrift | dict[str, Any]] = list(drift.get("features") or [])
+    features: list[dict[str, Any]] = list(drift.get("features") or [])
     return {
         "model_name": check["model_name"],
         "version": check["version"],
@@ -274,7 +273,7 @@ def _summary(check: dict[str, Any]) -> dict[str, Any]:
         "window": check["window"],
         "health": check["health"],
         "drifted": bool(drift.get("drifted")),
-        "drifted_features": [f["name"] for f in features if isinstance(f, dict) and f["drifted"]],
+        "drifted_features": [f["name"] for f in features if f["drifted"]],
         "prediction_drift": check.get("prediction_drift"),
         "performance": check.get("performance"),
         "quality": check.get("quality"),
