@@ -44,3 +44,25 @@ def test_an_unwritable_folder_is_a_channel_error(channel: Any, tmp_path: Path) -
     channel.data_folder_out = str(tmp_path / "missing")
     with pytest.raises(Exception, match="Cannot add file"):
         channel._put("control", {"body": 1})
+
+
+def test_a_result_is_renamed_into_place(tmp_path: Path, monkeypatch: Any) -> None:
+    from celery import Celery
+
+    folder_transport.install()
+    app = Celery("t", broker="memory://", backend=f"file://{tmp_path}")
+    backend = app.backend
+    assert isinstance(backend, folder_transport.AtomicFilesystemBackend)
+    value = b"x" * (1 << 18)  # two 128 KiB write buffers: a plain write is seen half done
+    replace = os.replace
+    seen: list[tuple[bytes | None, int]] = []
+
+    def watching_replace(src: str, dst: str) -> None:
+        seen.append((backend.get(b"reply"), Path(os.fsdecode(src)).stat().st_size))
+        replace(src, dst)
+
+    monkeypatch.setattr(folder_transport.os, "replace", watching_replace)
+    backend.set(b"reply", value)
+    assert seen == [(None, len(value))]  # nothing readable until the whole reply is written
+    assert backend.get(b"reply") == value
+    assert os.listdir(tmp_path) == ["reply"]
