@@ -8,12 +8,13 @@ and resolved here, so a stored job's params always say what ran.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from api_client.feature_params import Duration
-from api_client.strict import ColumnName, StrictModel
+from api_client.strict import ColumnName, StrictModel, Timestamp
 
 ModelType = Literal["churn", "lead_scoring", "journey_prediction", "clv", "segmentation"]
 Problem = Literal["binary", "multiclass", "regression", "clustering"]
@@ -256,10 +257,60 @@ class Threshold(StrictModel):
     cost_fn: float = Field(1.0, gt=0, description="cost of a false negative (objective cost)")
 
 
+class LabelledWindow(StrictModel):
+    """Train on what a deployed model saw: its logged predictions of the last ``days`` that
+    have a recorded outcome (the outcome is the target, the logged features the inputs)."""
+
+    days: float = Field(
+        30.0, gt=0, le=3650, description="train on the labelled predictions of the last N days"
+    )
+    until: Timestamp | None = Field(
+        None, description="end of the window (default: when the job starts)"
+    )
+    evaluation_share: float = Field(
+        0.25,
+        ge=0,
+        le=0.9,
+        description=(
+            "the newest share of the window, kept out of training for the champion/challenger "
+            "comparison"
+        ),
+    )
+    min_rows: int = Field(
+        200, ge=10, description="fewer labelled rows than this: the job fails with too_few_rows"
+    )
+    evaluation_dataset_id: int | None = Field(
+        None, ge=1, description="set by the worker: the held-out newest rows"
+    )
+
+    @field_validator("until")
+    @classmethod
+    def _until_in_utc(cls, until: datetime | None) -> datetime | None:
+        # Compared with log times (aware UTC): a time without a zone is UTC, as everywhere
+        # in the contract.
+        if until is None:
+            return None
+        return until.astimezone(UTC) if until.tzinfo else until.replace(tzinfo=UTC)
+
+
 class TrainParams(StrictModel):
     """train: fit a model on a registered feature dataset and register a model version."""
 
-    dataset_id: int = Field(ge=1, description="id of a registered dataset (e.g. build_features)")
+    dataset_id: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "id of a registered dataset (e.g. build_features); with labelled_window, the "
+            "dataset the window resolved to (set by the worker)"
+        ),
+    )
+    labelled_window: LabelledWindow | None = Field(
+        None,
+        description=(
+            "train on the model's logged predictions with recorded outcomes over the last N "
+            "days (instead of dataset_id)"
+        ),
+    )
     model_name: ModelName
     model_type: ModelType = Field(
         description=(
@@ -315,6 +366,17 @@ class TrainParams(StrictModel):
     def problem(self) -> Problem:
         return PROBLEM_OF[self.model_type]
 
+    @property
+    def training_dataset_id(self) -> int:
+        """The dataset the job trains on; a labelled window is resolved to one by the
+        train coordinator before any other step reads the params."""
+        if self.dataset_id is None:
+            raise ValueError(
+                "the labelled window of this train job is not resolved to a dataset yet "
+                "(the coordinator sets dataset_id before the search starts)"
+            )
+        return self.dataset_id
+
     @model_validator(mode="before")
     @classmethod
     def _fill_problem_defaults(cls, data: Any) -> Any:
@@ -344,6 +406,20 @@ class TrainParams(StrictModel):
                 ensemble["methods"] = []
                 data["ensemble"] = ensemble
         return data
+
+    @model_validator(mode="after")
+    def _has_training_data(self) -> TrainParams:
+        if self.dataset_id is None and self.labelled_window is None:
+            raise ValueError(
+                "say what to train on: give dataset_id (a registered dataset) or "
+                "labelled_window (the model's logged predictions with recorded outcomes)"
+            )
+        if self.labelled_window is not None and self.problem == "clustering":
+            raise ValueError(
+                "labelled_window trains on recorded outcomes; segmentation has no target, "
+                "give dataset_id"
+            )
+        return self
 
     @model_validator(mode="after")
     def _fits_the_problem(self) -> TrainParams:

@@ -111,6 +111,11 @@ class JobRepository:
         )
         return bool(self.session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
 
+    def set_params(self, job_id: str, params: dict[str, Any]) -> None:
+        """Replace a job's params with their resolved form (e.g. a train job's labelled
+        window resolved to a dataset), so every later step and delivery reads the same."""
+        self.session.execute(update(Job).where(Job.id == job_id).values(params=params))
+
     def set_waiting_line(self, job_id: str, line: str) -> None:
         """The progress line of a job WAITING (for example for an admission slot)."""
         progress = {"stage": "waiting", "done": 0, "total": None, "line": line}

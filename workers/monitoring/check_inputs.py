@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -224,23 +225,36 @@ def pipeline_of(ctx: JobContext, version: CheckedVersion) -> Any:
 
 
 def _labels(current: Current, joined: pd.DataFrame, version: ServingVersion) -> None:
-    labelled = joined["outcome_value"].notna() | joined["outcome_label"].notna()
+    labelled, truth = recorded_truth(joined)
     rows = joined[labelled]
-    truth = rows["outcome_value"].where(rows["outcome_value"].notna(), rows["outcome_label"])
     current.y_true = _as_truth(truth, version)
     current.y_score = rows[SCORE].to_numpy(dtype=float)
     current.y_label = rows[LABEL].to_numpy(dtype=object)
 
 
+def recorded_truth(joined: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Which rows of ``join_outcomes``' output have an outcome, and those rows' outcome (the
+    value when one was recorded, else the label). Shared with training on a labelled window."""
+    labelled = joined["outcome_value"].notna() | joined["outcome_label"].notna()
+    rows = joined[labelled]
+    truth = rows["outcome_value"].where(rows["outcome_value"].notna(), rows["outcome_label"])
+    return labelled, truth
+
+
 def _as_truth(truth: pd.Series, version: ServingVersion) -> np.ndarray:
+    return truth_values(truth, version.problem, version.classes)
+
+
+def truth_values(truth: pd.Series, problem: str, classes: Sequence[str]) -> np.ndarray:
     """Outcomes as the metric wants them: binary -> 0/1 (a label equal to the positive
-    class counts as 1), multiclass -> the label text, regression -> the number."""
-    if version.problem == "binary":
-        positive = version.classes[1] if len(version.classes) == 2 else "1"
+    class, ``classes[1]``, counts as 1), multiclass -> the label text, regression -> the
+    number."""
+    if problem == "binary":
+        positive = classes[1] if len(classes) == 2 else "1"
         numeric = pd.to_numeric(truth, errors="coerce")
         as_label = truth.astype(str) == str(positive)
         return np.where(numeric.notna(), numeric == 1, as_label).astype(np.int64)
-    if version.problem == "regression":
+    if problem == "regression":
         return pd.to_numeric(truth, errors="coerce").to_numpy(dtype=float)
     return truth.astype(str).to_numpy(dtype=object)
 

@@ -51,7 +51,7 @@ def finalize(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     with lease_kept(ctx.runtime, ctx.job_id):
         study = open_study(ctx.settings.optuna_storage, ctx.settings.trial_heartbeat_s, ctx.job_id)
         best = _best_trial(study)
-        facts = dataset_of(ctx.runtime, params.dataset_id)
+        facts = dataset_of(ctx.runtime, params.training_dataset_id)
         setup = training_setup(ctx.runtime, facts, params)
         config = config_of(best.params, setup.space)
         with limited_threads(threads_per_process(ctx.settings.threads_per_process)):

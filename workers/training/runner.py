@@ -86,7 +86,7 @@ def run_trials(task: Task, runtime: Runtime, payload: dict[str, Any]) -> dict[st
         if job is None or JobStatus(job.status).is_terminal:
             return {"part": part, "trials": 0, "stopped": "job ended"}
         params = TrainParams.model_validate(job.params)
-    facts = dataset_of(runtime, params.dataset_id)
+    facts = dataset_of(runtime, params.training_dataset_id)
     setup = training_setup(runtime, facts, params)
     search_opts = params.optimization
     study = open_study(

@@ -24,6 +24,7 @@ from workers.training.families import (
     grid_size,
     warm_start_params,
 )
+from workers.training.labelled_window import resolve_labelled_window
 from workers.training.lease import lease_kept
 from workers.training.objective import direction_of
 from workers.training.study import create_study, is_sqlite
@@ -42,7 +43,13 @@ def run_train(ctx: JobContext, params: TrainParams) -> dict[str, Any] | Waiting:
             return version_summary(done)
     settings: Settings = ctx.settings
     check_limits(settings, params)
-    facts = dataset_of(ctx.runtime, params.dataset_id)
+    if params.dataset_id is None:
+        # A labelled window becomes registered datasets once, before anything reads the
+        # data; the runners and finalize re-read these resolved params from the job row.
+        # Reading a long window can take a while: the slot's lease is kept meanwhile.
+        with lease_kept(ctx.runtime, ctx.job_id):
+            params = resolve_labelled_window(ctx, params)
+    facts = dataset_of(ctx.runtime, params.training_dataset_id)
     ctx.progress(
         "load", 0, 1, f"train: load {facts.name} v{facts.version} ({facts.rows:,} rows)", force=True
     )
