@@ -48,6 +48,12 @@ from api_client.registry_params import (
     SetAliasRequest,
     VersionsRequest,
 )
+from api_client.retrain_params import (
+    AlertsRequest,
+    RetrainRequest,
+    RetrainsRequest,
+    SetRetrainPolicyRequest,
+)
 from api_client.schemas import (
     ControlReply,
     JobInfo,
@@ -406,6 +412,68 @@ class Client:
         default's pace, so a shorter interval is checked at that pace."""
         request = _request(CheckIntervalRequest, model_name=model_name, seconds=seconds)
         return self._call(TaskName.SET_CHECK_INTERVAL, request).data_or_empty()
+
+    # ------------------------------------------------------------------ alerts, retraining
+
+    def alerts(
+        self,
+        model_name: str | None = None,
+        *,
+        active_only: bool = False,
+        since: datetime | None = None,
+        min_level: str = "LOW",
+        limit: int = 100,
+    ) -> dict[str, Any]:
+        """Alert notifications newest first (raised, reminder, escalated, resolved; level,
+        message, numbers, webhook deliveries) and the problems ``active`` now."""
+        request = _request(
+            AlertsRequest,
+            model_name=model_name,
+            active_only=active_only,
+            since=since,
+            min_level=min_level,
+            limit=limit,
+        )
+        return self._call(TaskName.ALERTS, request).data_or_empty()
+
+    def set_retrain_policy(
+        self, model_name: str, policy: dict[str, Any] | None, *, actor: str | None = None
+    ) -> dict[str, Any]:
+        """When the model is retrained (check findings, a schedule) and how the retrained
+        version is judged (docs/retraining.md); ``{}`` takes every default, None removes
+        the policy (manual retrains still work)."""
+        request = _request(
+            SetRetrainPolicyRequest, model_name=model_name, policy=policy, actor=actor
+        )
+        return self._call(TaskName.SET_RETRAIN_POLICY, request).data_or_empty()
+
+    def retrain(
+        self,
+        model_name: str,
+        *,
+        reason: str = "manual retrain",
+        key: str | None = None,
+        window: dict[str, Any] | None = None,
+        actor: str | None = None,
+    ) -> dict[str, Any]:
+        """Retrain the champion's config on a fresh window now. Returns the retrain (its
+        ``job_id`` is the training job); ``coalesced`` when one is already open. ``key``
+        makes a retried call start one retrain."""
+        request = _request(
+            RetrainRequest,
+            model_name=model_name,
+            reason=reason,
+            key=key or uuid.uuid4().hex,
+            window=window,
+            actor=actor,
+        )
+        return self._call(TaskName.RETRAIN, request).data_or_empty()
+
+    def retrains(self, model_name: str, *, limit: int = 50) -> dict[str, Any]:
+        """The model's retrain policy and retrains, newest first: trigger, reason, status
+        (open, coalesced, skipped, promoted, rollout, rejected, failed), job, decision."""
+        request = _request(RetrainsRequest, model_name=model_name, limit=limit)
+        return self._call(TaskName.RETRAINS, request).data_or_empty()
 
     def close(self) -> None:
         self._app.close()

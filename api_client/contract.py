@@ -105,6 +105,8 @@ class ErrorCode(StrEnum):
     DEPLOYMENT_CONFLICT = "deployment_conflict"
     NO_STABLE_VERSION = "no_stable_version"
     NOTHING_TO_ROLL_BACK = "nothing_to_roll_back"
+    # Retraining.
+    NOT_RETRAINABLE = "not_retrainable"
 
 
 class TaskName(StrEnum):
@@ -130,6 +132,14 @@ class TaskName(StrEnum):
     SWEEP_ROLLOUTS = "cipml.scheduler.sweep_rollouts"  # beat's rollout sweep
     SWEEP_MONITORING = "cipml.scheduler.sweep_monitoring"  # beat's monitoring sweep
     SET_CHECK_INTERVAL = "cipml.monitoring.set_check_interval"
+    ALERTS = "cipml.monitoring.alerts"
+    DELIVER_WEBHOOK = "cipml.monitoring.deliver_webhook"
+    SET_RETRAIN_POLICY = "cipml.retraining.set_policy"
+    RETRAIN = "cipml.retraining.retrain"  # a manual trigger
+    RETRAINS = "cipml.retraining.list"
+    CONSIDER_RETRAIN = "cipml.scheduler.consider_retrain"  # right after a stored check
+    DECIDE_RETRAIN = "cipml.scheduler.decide_retrain"  # when a retrain's training ends
+    SWEEP_RETRAINING = "cipml.scheduler.sweep_retraining"  # beat's retraining sweep
 
 
 def job_task_name(job_type: str) -> str:

@@ -1,8 +1,8 @@
 """Entry point for `celery -A scheduler.beat beat` (`cipml beat` runs it).
 
 Beat only sends sweep tasks by name and touches no database; the sweeps themselves
-(scheduler/sweeps.py, run by workers) claim their period and fan out. Later issues add
-retrains to SCHEDULE.
+(scheduler/sweeps.py and retraining_tasks.py, run by workers) claim their period and fan
+out.
 """
 
 from __future__ import annotations
@@ -34,6 +34,13 @@ SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": settings.drift_check_interval,
         "kwargs": {"interval_s": settings.drift_check_interval},
         "options": {"queue": "control", "expires": settings.drift_check_interval},
+    },
+    # Retraining: scheduled retrains, lost decisions, overdue webhook deliveries.
+    "sweep-retraining": {
+        "task": TaskName.SWEEP_RETRAINING.value,
+        "schedule": settings.retrain_interval_s,
+        "kwargs": {"interval_s": settings.retrain_interval_s},
+        "options": {"queue": "control", "expires": settings.retrain_interval_s},
     },
     # Retention of prediction logs, outcomes and archived versions' artifacts.
     "retention": {

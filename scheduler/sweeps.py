@@ -2,6 +2,7 @@
 unique key, then fans out one task per item: an evaluation per running rollout, a check
 job per deployed model.
 
+A sweep whose claim the database dropped (a restart) retries the same period.
 Two beats running by mistake send two sweeps per period: the second finds the period
 claimed and does nothing, so nothing is evaluated twice. A sweep that dies after its claim
 loses that period's fan-out, never doubles it; the next period runs again. Each item is
@@ -22,6 +23,7 @@ from api_client.contract import TaskName
 from api_client.schemas import SubmitRequest
 from storage.db import transaction
 from storage.deployments import DeploymentRepository
+from storage.errors import DatabaseUnavailable
 from storage.models import utcnow
 from storage.sweeps import claim_period, period_of
 from workers.deployment.rollouts import IN_PROGRESS, STATES
@@ -32,19 +34,27 @@ SERVING = STATES  # every deployment serves something, whatever its rollout's st
 
 ROLLOUTS = "rollouts"
 MONITORING = "monitoring"
+SWEEP_RETRIES = 10
+SWEEP_RETRY_S = 2.0
 
 
-@shared_task(name=TaskName.SWEEP_ROLLOUTS.value, bind=True)
-def sweep_rollouts(self: Task, interval_s: float | None = None) -> dict[str, Any]:
+@shared_task(name=TaskName.SWEEP_ROLLOUTS.value, bind=True, max_retries=SWEEP_RETRIES)
+def sweep_rollouts(
+    self: Task, interval_s: float | None = None, period: int | None = None
+) -> dict[str, Any]:
     """``interval_s`` is beat's: the period is the tick's, whatever the worker's settings."""
     runtime = runtime_for(self.app)
     now = utcnow()
-    period = period_of(now, interval_s or runtime.settings.rollout_interval_s)
-    with transaction(runtime.sessions) as session:
-        if not claim_period(session, ROLLOUTS, period, now):
-            log.info("rollout sweep of period %d already claimed: skipped", period)
-            return {"period": period, "claimed": False, "evaluations": 0}
-        running = DeploymentRepository(session).active(IN_PROGRESS)
+    interval = interval_s or runtime.settings.rollout_interval_s
+    period = period if period is not None else period_of(now, interval)
+    try:
+        with transaction(runtime.sessions) as session:
+            if not claim_period(session, ROLLOUTS, period, now):
+                log.info("rollout sweep of period %d already claimed: skipped", period)
+                return {"period": period, "claimed": False, "evaluations": 0}
+            running = DeploymentRepository(session).active(IN_PROGRESS)
+    except DatabaseUnavailable as exc:
+        raise retry_sweep(self, exc, interval, period) from exc
     tick = f"{ROLLOUTS}:{period}"
     for deployment in running:
         self.app.send_task(
@@ -56,19 +66,24 @@ def sweep_rollouts(self: Task, interval_s: float | None = None) -> dict[str, Any
     return {"period": period, "claimed": True, "evaluations": len(running)}
 
 
-@shared_task(name=TaskName.SWEEP_MONITORING.value, bind=True)
-def sweep_monitoring(self: Task, interval_s: float | None = None) -> dict[str, Any]:
+@shared_task(name=TaskName.SWEEP_MONITORING.value, bind=True, max_retries=SWEEP_RETRIES)
+def sweep_monitoring(
+    self: Task, interval_s: float | None = None, period: int | None = None
+) -> dict[str, Any]:
     """One check job per deployed model per period, submitted with an idempotency key made
     of the period: a duplicate sweep, or a redelivered one, finds the job already there."""
     runtime = runtime_for(self.app)
     interval = interval_s or runtime.settings.drift_check_interval
     now = utcnow()
-    period = period_of(now, interval)
-    with transaction(runtime.sessions) as session:
-        if not claim_period(session, MONITORING, period, now):
-            log.info("monitoring sweep of period %d already claimed: skipped", period)
-            return {"period": period, "claimed": False, "checks": 0}
-        deployed = DeploymentRepository(session).active(SERVING)
+    period = period if period is not None else period_of(now, interval)
+    try:
+        with transaction(runtime.sessions) as session:
+            if not claim_period(session, MONITORING, period, now):
+                log.info("monitoring sweep of period %d already claimed: skipped", period)
+                return {"period": period, "claimed": False, "checks": 0}
+            deployed = DeploymentRepository(session).active(SERVING)
+    except DatabaseUnavailable as exc:
+        raise retry_sweep(self, exc, interval, period) from exc
     keys = {
         d.model_name: check_key(d.model_name, d.check_interval_s or interval, now) for d in deployed
     }
@@ -88,6 +103,15 @@ def sweep_monitoring(self: Task, interval_s: float | None = None) -> dict[str, A
         )
     log.info("monitoring sweep of period %d: %d checks submitted", period, len(keys))
     return {"period": period, "claimed": True, "checks": len(keys)}
+
+
+def retry_sweep(task: Task, exc: Exception, interval_s: float, period: int) -> Exception:
+    """The database dropped the claim's transaction (a restart, a failover): nothing was
+    claimed, so the same period is tried again shortly rather than lost."""
+    log.warning("sweep %s of period %d: %s; retrying", task.name, period, exc)
+    return task.retry(
+        exc=exc, countdown=SWEEP_RETRY_S, kwargs={"interval_s": interval_s, "period": period}
+    )
 
 
 def check_key(model_name: str, interval_s: float, now: datetime) -> str:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -517,3 +518,108 @@ class MonitoringCheck(Base):
     drifted: Mapped[bool] = mapped_column(default=False)
     result: Mapped[dict[str, Any]] = mapped_column(default=dict)
     report_sha256: Mapped[str | None] = mapped_column(ForeignKey("artifacts.sha256"))
+
+
+class AlertState(Base):
+    """The cooldown state of one alert kind of one model (workers/monitoring/alert_cooldown):
+    whether it is firing, when it was last notified. Locked while a check's findings are
+    applied, so two checks of a model never notify the same problem twice."""
+
+    __tablename__ = "alert_states"
+
+    model_name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    active: Mapped[bool] = mapped_column(default=False)
+    state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Alert(Base):
+    """One alert notification: raised, reminder, escalated or resolved. One per (check, kind),
+    so a redelivered check job never notifies twice."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        UniqueConstraint("check_job_id", "kind"),
+        Index("ix_alerts_model_at", "model_name", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    model_name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32))
+    level: Mapped[str] = mapped_column(String(16))  # LOW | MEDIUM | HIGH | CRITICAL
+    event: Mapped[str] = mapped_column(String(16))  # raised | reminder | escalated | resolved
+    message: Mapped[str] = mapped_column(Text)
+    numbers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    check_job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"))
+    version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One alert sent to one webhook URL; ``id`` is the delivery id receivers deduplicate by."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_status", "status", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_status_code: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None]
+
+
+class RetrainPolicy(Base):
+    """When a model is retrained and how its retrained version is judged
+    (api_client/retrain_params.RetrainPolicyConfig as JSON)."""
+
+    __tablename__ = "retrain_policies"
+
+    model_name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(200))
+
+
+class Retrain(Base):
+    """One retraining trigger and what became of it. At most one ``open`` retrain per model
+    (a partial unique index): a trigger while one is open is stored ``coalesced`` into it.
+    ``trigger_key`` makes a trigger idempotent (a redelivered check, a second beat)."""
+
+    __tablename__ = "retrains"
+    __table_args__ = (
+        Index(
+            "uq_retrains_open_model",
+            "model_name",
+            unique=True,
+            postgresql_where=text("status = 'open'"),
+            sqlite_where=text("status = 'open'"),
+        ),
+        Index("ix_retrains_model_created", "model_name", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    model_name: Mapped[str] = mapped_column(String(200))
+    trigger: Mapped[str] = mapped_column(String(32))
+    trigger_key: Mapped[str] = mapped_column(String(200), unique=True)
+    reason: Mapped[str] = mapped_column(Text)
+    numbers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # open | coalesced | promoted | rollout | rejected | failed
+    status: Mapped[str] = mapped_column(String(16))
+    check_job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"))
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"), index=True)
+    coalesced_into: Mapped[int | None] = mapped_column(ForeignKey("retrains.id"))
+    from_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    decision: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[datetime | None]

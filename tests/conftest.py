@@ -15,6 +15,7 @@ from storage.db import make_engine, make_session_factory
 from storage.migrate import upgrade
 from storage.models import Base
 from tests.support.services import postgres_database, redis_database
+from tests.support.webhook_receiver import WebhookReceiver
 from tests.support.workers import WorkerProcess
 
 
@@ -83,10 +84,31 @@ def service_environment(pg: str, redis: str, home: Path, **extra: str) -> dict[s
 
 
 @pytest.fixture(scope="session")
+def webhooks() -> Iterator[WebhookReceiver]:
+    """The alert webhook of every worker the tests start (a local receiver)."""
+    receiver = WebhookReceiver().start()
+    yield receiver
+    receiver.stop()
+
+
+WEBHOOK_SECRET = "test-webhook-secret"
+
+
+@pytest.fixture(scope="session")
 def service_env(
-    pg_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+    pg_url: str,
+    redis_url: str,
+    webhooks: WebhookReceiver,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[str, str]:
-    return service_environment(pg_url, redis_url, tmp_path_factory.mktemp("cipml-home"))
+    return service_environment(
+        pg_url,
+        redis_url,
+        tmp_path_factory.mktemp("cipml-home"),
+        CIPML_ALERT_WEBHOOKS=webhooks.url,
+        CIPML_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        CIPML_WEBHOOK_TIMEOUT_S="1",
+    )
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,7 @@ TASK_MODULES = [
     "workers.monitoring.tasks",
     # The scheduler's sweeps run on workers; named, not imported (scheduler sits above).
     "scheduler.sweeps",
+    "scheduler.retraining_tasks",
 ]
 
 

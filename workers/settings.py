@@ -176,6 +176,56 @@ class Settings(BaseSettings):
             "check job per model per period, however many beats run)."
         ),
     )
+    alert_cooldown_s: float = Field(
+        3600,
+        ge=0,
+        description=(
+            "Per model and alert kind: a problem that persists is reminded once per this "
+            "many seconds (a worsening one is escalated at once), and one that clears and "
+            "comes back within it reopens without a new notification."
+        ),
+    )
+    alert_resolve_after: int = Field(
+        2,
+        ge=1,
+        le=100,
+        description="Clean checks in a row before a firing alert is resolved (and notified).",
+    )
+    alert_webhooks: str | None = Field(
+        None,
+        description=(
+            "Comma-separated http(s) URLs that receive every alert notification as a JSON "
+            "POST with a delivery id (header X-Cipml-Delivery) to deduplicate by; unset: "
+            "alerts go to the alerts table and the log only."
+        ),
+    )
+    webhook_secret: str | None = Field(
+        None,
+        description=(
+            "Secret for HMAC-SHA256 signatures of webhook bodies (header X-Cipml-Signature: "
+            "sha256=<hex>); unset: deliveries are not signed."
+        ),
+    )
+    webhook_timeout_s: float = Field(
+        5.0, gt=0, le=60, description="Seconds one webhook POST may take before it is retried."
+    )
+    webhook_max_attempts: int = Field(
+        6,
+        ge=1,
+        le=20,
+        description=(
+            "Attempts per webhook delivery (backoff 2 s, 4 s, 8 s, ... capped at 5 min) "
+            "before it is recorded failed."
+        ),
+    )
+    retrain_interval_s: float = Field(
+        300,
+        gt=0,
+        description=(
+            "How often beat sweeps the retrain policies: scheduled retrains, retrains whose "
+            "training ended without a decision, webhook deliveries whose task was lost."
+        ),
+    )
     monitoring_reference_rows: int = Field(
         10_000,
         ge=100,
@@ -326,6 +376,19 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("alert_webhooks")
+    @classmethod
+    def _check_webhooks(cls, value: str | None) -> str | None:
+        from urllib.parse import urlsplit
+
+        for url in (value or "").split(","):
+            parts = urlsplit(url.strip())
+            if url.strip() and (parts.scheme not in ("http", "https") or not parts.hostname):
+                raise ValueError(
+                    f"CIPML_ALERT_WEBHOOKS: {url.strip()!r} is not an http(s) URL with a host"
+                )
+        return value
+
     @field_validator("time_limits")
     @classmethod
     def _check_limits(cls, value: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
@@ -404,6 +467,10 @@ class Settings(BaseSettings):
     @property
     def artifacts(self) -> str:
         return self.artifact_root or str((self.home / "artifacts").resolve())
+
+    @property
+    def webhook_urls(self) -> list[str]:
+        return [url.strip() for url in (self.alert_webhooks or "").split(",") if url.strip()]
 
     @property
     def prediction_logs(self) -> str:

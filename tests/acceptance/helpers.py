@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+import psycopg
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -50,3 +51,43 @@ def row_counts(sessions: sessionmaker[Session]) -> dict[str, int]:
 def datasets_of(sessions: sessionmaker[Session], job_id: str) -> list[Dataset]:
     with transaction(sessions) as session:
         return list(session.scalars(select(Dataset).where(Dataset.created_by_job == job_id)))
+
+
+def running_peak(
+    sessions: sessionmaker[Session], job_ids: list[str], timeout: float = 600
+) -> tuple[list[Job], int]:
+    """Poll the jobs until they end: their final rows and the most RUNNING at once."""
+    peak, jobs = 0, []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with transaction(sessions) as session:
+            jobs = [JobRepository(session).require(i) for i in job_ids]
+        peak = max(peak, sum(j.status == "RUNNING" for j in jobs))
+        if all(j.status in ("SUCCEEDED", "FAILED", "CANCELLED") for j in jobs):
+            break
+        time.sleep(0.02)
+    return jobs, peak
+
+
+def admitted_order(sessions: sessionmaker[Session], job_ids: list[str]) -> list[str]:
+    """The jobs in the order admission control granted them a training slot."""
+    with transaction(sessions) as session:
+        events = session.scalars(
+            select(JobEvent).where(JobEvent.kind == "admitted").order_by(JobEvent.id)
+        )
+        return [e.job_id for e in events if e.job_id in job_ids]
+
+
+def kill_sessions_waiting_on(pg_url: str, table: str) -> int:
+    """Terminate the database sessions waiting on a lock of ``table`` (what a restart or a
+    failover does to them); how many there were."""
+    admin = pg_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as connection:
+        return len(
+            connection.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND wait_event_type = 'Lock' "
+                "AND query ILIKE %s AND pid <> pg_backend_pid()",
+                (pg_url.rsplit("/", 1)[1], f"%{table}%"),
+            ).fetchall()
+        )

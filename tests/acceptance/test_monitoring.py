@@ -26,7 +26,7 @@ from storage.jobs import JobRepository
 from storage.models import Job, MonitoringCheck, utcnow
 from storage.prediction_log import PredictionLog
 from tests.acceptance.churn import churn_config, churn_features, dataset_table, records
-from tests.acceptance.helpers import eventually, job_row
+from tests.acceptance.helpers import eventually, job_row, kill_sessions_waiting_on
 from tests.support.beat import BeatProcess
 
 pytestmark = pytest.mark.slow
@@ -242,24 +242,17 @@ def test_a_database_outage_while_storing_retries_the_check_and_stores_once(
     database session (what a failover or a dropped connection does). The job retries on
     the transient error, computes again, and one result is stored."""
     admin = pg_url.replace("postgresql+psycopg://", "postgresql://")
-    database = pg_url.rsplit("/", 1)[1]
     with psycopg.connect(admin) as blocker:
         # SHARE mode: reads go on (the check reads its history first), inserts wait.
         blocker.execute("LOCK TABLE monitoring_checks IN SHARE MODE")
         handle = client.check(model, current_dataset=big_dataset)
 
-        def kill_the_waiting_write() -> int:
-            with psycopg.connect(admin, autocommit=True) as connection:
-                return len(
-                    connection.execute(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE datname = %s AND wait_event_type = 'Lock' "
-                        "AND query ILIKE %s AND pid <> pg_backend_pid()",
-                        (database, "%monitoring_checks%"),
-                    ).fetchall()
-                )
-
-        eventually(kill_the_waiting_write, timeout=120, interval=0.05, what="the blocked write")
+        eventually(
+            lambda: kill_sessions_waiting_on(pg_url, "monitoring_checks"),
+            timeout=120,
+            interval=0.05,
+            what="the blocked write",
+        )
         blocker.rollback()  # the lock goes; the retry can store
     result = handle.result(timeout=300)
     assert result["window"]["rows"] == 300_000

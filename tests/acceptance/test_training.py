@@ -27,8 +27,8 @@ from storage.artifact_store import ArtifactStore
 from storage.datasets import DatasetRepository
 from storage.db import transaction
 from storage.jobs import JobRepository
-from storage.models import FanInGroup, JobEvent, ModelVersion, TrialClaim
-from tests.acceptance.helpers import eventually, job_row
+from storage.models import FanInGroup, ModelVersion, TrialClaim
+from tests.acceptance.helpers import admitted_order, eventually, job_row, running_peak
 from tests.support.workers import WorkerProcess, stop_all
 from workers.demo import churn_features_params
 from workers.settings import Settings
@@ -259,27 +259,12 @@ def test_admission_runs_at_most_five_and_starts_them_in_submission_order(
             ids.append(handle.id)
         positions = [client.job(i).queue_position for i in ids]
         assert any(p is not None and p > 1 for p in positions), positions  # visible queue
-        peak = 0
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            with transaction(service_sessions) as session:
-                jobs = [JobRepository(session).require(i) for i in ids]
-            peak = max(peak, sum(j.status == "RUNNING" for j in jobs))
-            if all(j.status in ("SUCCEEDED", "FAILED", "CANCELLED") for j in jobs):
-                break
-            time.sleep(0.02)
+        jobs, peak = running_peak(service_sessions, ids)
         assert [j.status for j in jobs] == ["SUCCEEDED"] * 12, [
             (j.status, j.error_code, j.error_message) for j in jobs
         ]
         assert peak == 5
-        with transaction(service_sessions) as session:
-            admitted = [
-                e.job_id
-                for e in session.scalars(
-                    select(JobEvent).where(JobEvent.kind == "admitted").order_by(JobEvent.id)
-                )
-                if e.job_id in ids
-            ]
+        admitted = admitted_order(service_sessions, ids)
         assert admitted == ids
     finally:
         wide.stop()

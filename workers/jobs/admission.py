@@ -9,7 +9,7 @@ import logging
 from celery import Celery
 
 from api_client.client import PROGRESS_STATE
-from api_client.contract import job_task_name
+from api_client.contract import Queue, TaskName, job_task_name
 from api_client.schemas import ADMISSION_CONTROLLED
 from storage.admission import Admission, AdmissionRepository
 from storage.db import transaction
@@ -19,6 +19,7 @@ from workers.jobs.messages import JobMessage
 from workers.runtime import Runtime
 
 log = logging.getLogger("cipml.admission")
+RETRAIN_KEY_PREFIX = "retrain:"  # the idempotency key of a retrain's train job
 
 
 def admit_waiting(runtime: Runtime, app: Celery) -> Admission:
@@ -60,12 +61,20 @@ def admit_waiting(runtime: Runtime, app: Celery) -> Admission:
 
 
 def job_ended(runtime: Runtime, app: Celery, job: Job) -> None:
-    """A job ended: an admission-controlled one frees its slot for the next in line."""
+    """A job ended: an admission-controlled one frees its slot for the next in line, and a
+    retrain's training is judged against the champion (by task name: the retraining
+    policy sits in the scheduler, above the workers)."""
     if job.type not in ADMISSION_CONTROLLED:
         return
     with transaction(runtime.sessions) as session:
         AdmissionRepository(session).release(job.id)
     admit_waiting(runtime, app)
+    if (job.idempotency_key or "").startswith(RETRAIN_KEY_PREFIX):
+        app.send_task(
+            TaskName.DECIDE_RETRAIN.value,
+            args=[{"job_id": job.id}],
+            queue=Queue.MONITORING.value,
+        )
 
 
 def _dispatch(runtime: Runtime, app: Celery, job: Job) -> None:

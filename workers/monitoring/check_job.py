@@ -4,7 +4,9 @@ Reads the reference (the version's training rows) and the current window, comput
 drift, prediction drift, performance against the holdout baseline, live data quality and
 the health score (plain modules beside this one), then stores the check and its report.
 A redelivered job (a worker killed mid-check) computes again and finds its row stored:
-exactly one result per job.
+exactly one result per job. The check's alerts are applied in the transaction that stores
+it (alerting.py); then the retraining policy is asked, by task name, whether the findings
+call for a retrain (monitoring only records findings; scheduler/retraining.py decides).
 """
 
 from __future__ import annotations
@@ -14,13 +16,17 @@ from typing import Any
 
 import numpy as np
 
+from api_client.contract import Queue, TaskName
 from api_client.monitoring_params import CheckParams
+from storage.alerts import AlertRepository
 from storage.artifacts import ArtifactRepository
 from storage.models import utcnow
 from storage.monitoring import MonitoringRepository
 from workers.deployment.model_inputs import is_categorical
 from workers.deployment.services import scoring_services
 from workers.jobs.context import JobContext
+from workers.monitoring.alert_cooldown import CooldownPolicy
+from workers.monitoring.alerting import alert_view, apply_alerts
 from workers.monitoring.check_inputs import (
     CheckedVersion,
     Current,
@@ -82,7 +88,7 @@ def run_check(ctx: JobContext, params: CheckParams) -> dict[str, Any]:
     health = check["health"]
     with ctx.session() as session:
         ArtifactRepository(session).record(stored_page, HTML_MEDIA)
-        row, _created = MonitoringRepository(session).record(
+        row, created = MonitoringRepository(session).record(
             {
                 "job_id": ctx.job_id,
                 "model_name": version.serving.model_name,
@@ -100,10 +106,45 @@ def run_check(ctx: JobContext, params: CheckParams) -> dict[str, Any]:
             }
         )
         stored, report_sha256 = dict(row.result), row.report_sha256
+        if created:  # in the check's own transaction: a redelivered job notifies nothing
+            apply_alerts(
+                session,
+                check=stored,
+                check_job_id=ctx.job_id,
+                version_id=version.serving.id,
+                importances=version.row.importances or [],
+                now=now,
+                policy=CooldownPolicy(
+                    cooldown_s=ctx.settings.alert_cooldown_s,
+                    resolve_after=ctx.settings.alert_resolve_after,
+                ),
+                webhook_urls=ctx.settings.webhook_urls,
+            )
+        alerts = AlertRepository(session).of_check(ctx.job_id)
+        pending = [
+            d.id
+            for d in AlertRepository(session).deliveries_of([a.id for a in alerts])
+            if d.status == "pending"
+        ]
+        alert_views = [alert_view(alert) for alert in alerts]
+    # Sent again by a redelivered job: the delivery and the retrain policy are idempotent.
+    for delivery in pending:
+        ctx.send_after_commit(
+            TaskName.DELIVER_WEBHOOK.value,
+            {"delivery_id": delivery},
+            queue=Queue.MONITORING.value,
+            task_id=f"webhook-{delivery}-1",
+        )
+    ctx.send_after_commit(
+        TaskName.CONSIDER_RETRAIN.value,
+        {"check_job_id": ctx.job_id, "model_name": version.serving.model_name},
+        queue=Queue.CONTROL.value,
+    )
     score = "-" if health["score"] is None else f"{health['score']:.0f}"
     ctx.progress("done", 3, 3, f"health {score}/100 ({health['status']})")
     return {
         **_summary(stored),
+        "alerts": alert_views,
         "report_sha256": report_sha256,
         "report": _local(ctx, report_sha256),
     }
