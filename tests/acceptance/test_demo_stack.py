@@ -35,10 +35,10 @@ def _clean_env() -> dict[str, str]:
 
 def test_demo_on_a_fresh_folder_with_no_servers(tmp_path: Path) -> None:
     run = subprocess.run(
-        [CIPML, "demo"], cwd=tmp_path, env=_clean_env(), capture_output=True, text=True, timeout=300
+        [CIPML, "demo"], cwd=tmp_path, env=_clean_env(), capture_output=True, text=True, timeout=480
     )
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "[4/10] ingest" in run.stdout and "69,659 x 4" in run.stdout
+    assert "[4/11] ingest" in run.stdout and "69,659 x 4" in run.stdout
     assert "quality 99.7/100" in run.stdout
     assert "255 exact duplicate rows" in run.stdout  # the top recommendation
     assert "23,570 customers x 105 features" in run.stdout
@@ -66,6 +66,12 @@ def test_demo_on_a_fresh_folder_with_no_servers(tmp_path: Path) -> None:
     drifted = re.search(r"drifted features: (.+)", run.stdout.split("a copy of the customers")[1])
     assert drifted and set(drifted.group(1).split(", ")) == {"frequency", "dollar_value__sum"}
     assert run.stdout.count("    report: file://") == 2
+    # Step 11: bank marketing replayed; drift found, alerts raised, retrains decided.
+    story = run.stdout.split("[11/11]")[1]
+    assert "2009: 14,862 contacts served" in story and "2010: 2,620 contacts served" in story
+    assert "alert raised MEDIUM feature_drift" in story
+    assert story.count("retrain enqueued (") == 2
+    assert len(re.findall(r"decision: (promoted|rejected): challenger ROC AUC", story)) == 2
     page = REPORT.search(run.stdout)
     assert page is not None
     html = Path(page.group(1)).read_text()
@@ -79,7 +85,7 @@ def test_demo_on_a_fresh_folder_with_no_servers(tmp_path: Path) -> None:
     assert "single machine, at-most-once" in run.stderr
     assert _cipml_processes_under(tmp_path) == []
     again = subprocess.run(
-        [CIPML, "demo"], cwd=tmp_path, env=_clean_env(), capture_output=True, text=True, timeout=300
+        [CIPML, "demo"], cwd=tmp_path, env=_clean_env(), capture_output=True, text=True, timeout=480
     )
     assert again.returncode == 0 and "yes: this source was ingested before" in again.stdout
     assert "customer_churn 1.0.0" in again.stdout  # the same features: already trained
@@ -96,7 +102,7 @@ def test_demo_on_redis_and_postgresql(service_env: dict[str, str], tmp_path: Pat
         env=service_env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=480,
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "mode: distributed" in run.stdout and "postgresql+psycopg" in run.stdout
