@@ -99,6 +99,9 @@ def run_retraining(settings: Settings, client: Client) -> dict[str, Any]:
         f"contacts, {periods['2008H2']['label'].mean():.1%} said yes): holdout ROC AUC "
         f"{metrics.get('roc_auc', float('nan')):.3f}"
     )
+    told = _told(client)
+    if told:  # a second run: the years were replayed here already (replaying doubles them)
+        return {"trained": trained, "years": {}, "retrains": told}
     client.deploy(MODEL, trained["version"], "immediate", reason="the demo's lead scorer")
     client.set_retrain_policy(MODEL, RETRAIN_POLICY, actor="demo")
     click.echo(
@@ -115,6 +118,22 @@ def run_retraining(settings: Settings, client: Client) -> dict[str, Any]:
         )
         years[year] = _check_and_retrain(client, year)
     return {"trained": trained, "years": years}
+
+
+def _told(client: Client) -> list[dict[str, Any]]:
+    """The retrains an earlier run of the demo decided, printed."""
+    decided = [
+        r
+        for r in reversed(client.retrains(MODEL)["retrains"])
+        if r["status"] not in ("open", "coalesced", "skipped")
+    ]
+    if decided:
+        click.echo("  2009 and 2010 were replayed here before (a fresh CIPML_HOME replays them):")
+        for retrain in decided:
+            message = (retrain.get("decision") or {}).get("message", "")
+            trigger, status = retrain["trigger"], retrain["status"]
+            click.echo(f"    retrain {retrain['id']} ({trigger}): {status}: {message}")
+    return decided
 
 
 def _check_and_retrain(client: Client, year: str) -> dict[str, Any]:

@@ -33,6 +33,7 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("CIPML_")}
 
 
+@pytest.mark.timeout(900)  # two demo runs
 def test_demo_on_a_fresh_folder_with_no_servers(tmp_path: Path) -> None:
     run = subprocess.run(
         [CIPML, "demo"], cwd=tmp_path, env=_clean_env(), capture_output=True, text=True, timeout=480
@@ -92,8 +93,11 @@ def test_demo_on_a_fresh_folder_with_no_servers(tmp_path: Path) -> None:
     assert "(already set; revision 1)" in again.stdout
     assert "0 recorded, 23,570 updated" in again.stdout
     assert "guardrail breached:" in again.stdout  # a new canary, rolled back again
+    assert "2009 and 2010 were replayed here before" in again.stdout
+    assert again.stdout.count("    retrain ") == 2
 
 
+@pytest.mark.timeout(600)
 def test_demo_on_redis_and_postgresql(service_env: dict[str, str], tmp_path: Path) -> None:
     # Any worker on the broker may take the job: the demo uses the cluster's data roots.
     run = subprocess.run(

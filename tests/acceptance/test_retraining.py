@@ -161,7 +161,7 @@ def test_bank_marketing_replay_alerts_retrains_and_decides_through_two_beats(
             )
 
         retrain = eventually(decided, timeout=600, interval=1, what="a decided retrain")
-        time.sleep(12)  # two more periods of both beats: nothing may double
+        time.sleep(7)  # another period of both beats: nothing may double
     finally:
         for beat in beats:
             beat.stop()

@@ -129,6 +129,23 @@ def test_a_new_versions_problem_is_raised_inside_the_old_ones_cooldown(
     )
 
 
+def test_a_promoted_version_raises_its_own_problem_and_clears_the_old_one(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    old, new = versions(sessions, tmp_path, count=2)
+    minute = timedelta(minutes=1)
+    apply(sessions, "c0", T0, 0.08, old)  # raised while the old version serves
+    # The new version still drops: its own episode is raised at once, not held back by
+    # the old one's cooldown.
+    assert ("performance_drop", "raised", "HIGH") in apply(
+        sessions, "c1", T0 + 5 * minute, 0.08, new
+    )
+    apply(sessions, "c2", T0 + 10 * minute, None, new)
+    assert ("performance_drop", "resolved", "HIGH") in apply(
+        sessions, "c3", T0 + 15 * minute, None, new
+    )
+
+
 def test_a_notification_is_stored_once_per_check_and_kind(
     sessions: sessionmaker[Session], tmp_path: Path
 ) -> None:

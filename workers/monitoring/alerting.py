@@ -41,9 +41,12 @@ def apply_alerts(
     notified: list[Alert] = []
     for kind, row in repository.lock_states(model_name, KINDS).items():
         before = AlertState.from_json(row.state) if row.state else None
-        if before is not None and not before.active and row.state.get("version_id") != version_id:
-            before = None  # a new version's problem is news, whatever the old one's cooldown
-        after, notification = step(before, findings.get(kind), now, policy)
+        finding = findings.get(kind)
+        if before is not None and row.state.get("version_id") != version_id:
+            # A new version's problem is news, whatever the old one's cooldown; an old
+            # problem the new version does not have resolves as usual.
+            before = before if before.active and finding is None else None
+        after, notification = step(before, finding, now, policy)
         row.state = {**after.to_json(), "version_id": version_id} if after is not None else {}
         row.active = bool(after is not None and after.active)
         row.updated_at = now
