@@ -20,6 +20,7 @@ import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -29,6 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api_client import Client
+from api_client.contract import TaskName
 from storage.db import transaction
 from storage.jobs import JobRepository
 from storage.model_versions import ModelVersionRepository
@@ -39,6 +41,7 @@ from storage.models import (
     ModelVersion,
     MonitoringCheck,
     Retrain,
+    RetrainPolicy,
     SweepPeriod,
     TrialClaim,
     WebhookDelivery,
@@ -411,3 +414,36 @@ def test_a_worker_killed_mid_retrain_resumes_with_one_version(
     assert deployment["candidate_version"] == versions[0].version
     assert deployment["stable_version"] == "1.0.0"
     client.rollback(model, reason="the test is over")  # no later beat steps this canary
+
+
+def test_a_scheduled_retrain_runs_once_per_period_of_its_policy(
+    client: Client, bank: Bank, service_sessions: sessionmaker[Session]
+) -> None:
+    model = deployed_model(client, bank, "leads-weekly", n_trials=1)
+    client.set_retrain_policy(
+        model,
+        {"triggers": [], "schedule_s": 604800, "window": {"dataset": bank.dataset_name}},
+        actor="test",
+    )
+    with transaction(service_sessions) as session:  # the policy was set two weeks ago
+        policy = session.get(RetrainPolicy, model)
+        assert policy is not None
+        policy.updated_at = policy.updated_at - timedelta(days=14, hours=1)
+    for _ in range(2):  # two sweeps (two periods of the sweep, one of the schedule)
+        client._app.send_task(
+            TaskName.SWEEP_RETRAINING.value, kwargs={"interval_s": 1.0}, queue="control"
+        )
+        time.sleep(1.1)
+    scheduled = eventually(
+        lambda: [r for r in retrains_of(service_sessions, model) if r.status in ENDED],
+        timeout=300,
+        interval=1,
+        what="the scheduled retrain decided",
+    )
+    rows = retrains_of(service_sessions, model)
+    assert len(rows) == 1 and rows[0].trigger == "schedule" and rows[0].job_id is not None
+    assert rows[0].trigger_key.endswith(":2")  # the second week since the policy was set
+    # Trained on the named dataset, judged on recent labelled traffic: there is none, so
+    # the champion is kept and the decision says why.
+    assert scheduled[0].status == "rejected"
+    assert scheduled[0].decision["verdict"] == "insufficient_data"
