@@ -27,6 +27,7 @@ from api_client.train_params import TrainParams
 from scheduler.retraining import ACTOR, policy_of
 from storage.datasets import DatasetRepository
 from storage.db import transaction
+from storage.deployments import DeploymentRepository
 from storage.jobs import JobRepository
 from storage.model_versions import ModelVersionRepository
 from storage.models import ModelVersion, utcnow
@@ -37,6 +38,7 @@ from workers.deployment.errors import ScoringError
 from workers.deployment.model_inputs import to_model_frame
 from workers.deployment.outputs import score_rows
 from workers.deployment.resolve import version_for_alias
+from workers.deployment.rollouts import IN_PROGRESS
 from workers.deployment.services import scoring_services
 from workers.deployment.serving import ServingVersion, pipeline_for
 from workers.jobs.errors import JobError
@@ -214,6 +216,8 @@ def _promote(
         reason=f"retrained challenger: {view.get('message')}",
         actor=ACTOR,
     )
+    if mode != "replace" and _rolling_out(runtime, challenger):  # a redelivered decision
+        return _close(runtime, retrain_id, "rollout", view, challenger.id)
     try:
         deployed = deploy(scoring_services(runtime), request)
     except ScoringError as exc:  # e.g. another rollout in progress: keep the champion
@@ -226,6 +230,18 @@ def _promote(
     view = {**view, "deployed": {"strategy": strategy, "decision": deployed.get("decision")}}
     status = "promoted" if mode == "replace" else "rollout"
     return _close(runtime, retrain_id, status, view, challenger.id)
+
+
+def _rolling_out(runtime: Runtime, version: ModelVersion) -> bool:
+    """Whether the model's rollout in progress is already this version's (started by an
+    earlier delivery of this decision)."""
+    with transaction(runtime.sessions) as session:
+        record = DeploymentRepository(session).get(version.model_name)
+    return (
+        record is not None
+        and record.state in IN_PROGRESS
+        and record.candidate_version_id == version.id
+    )
 
 
 def _close(

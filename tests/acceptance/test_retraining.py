@@ -413,6 +413,23 @@ def test_a_worker_killed_mid_retrain_resumes_with_one_version(
     assert deployment["strategy"] == "canary" and deployment["in_progress"]
     assert deployment["candidate_version"] == versions[0].version
     assert deployment["stable_version"] == "1.0.0"
+    # The decision redelivered after its deploy but before it closed the retrain (a worker
+    # killed in between): the canary already running is this version's, so it is not
+    # deployed again and the retrain closes as a rollout once more.
+    with transaction(service_sessions) as session:
+        reopened = session.get(Retrain, done.id)
+        assert reopened is not None
+        reopened.status = "open"
+    client._app.send_task(
+        TaskName.DECIDE_RETRAIN.value, args=[{"job_id": retrain["job_id"]}], queue="monitoring"
+    )
+    again = eventually(
+        lambda: next((r for r in retrains_of(service_sessions, model) if r.status in ENDED), None),
+        timeout=60,
+        what="the redelivered decision",
+    )
+    assert again.status == "rollout"
+    assert client.deployment(model)["revision"] == deployment["revision"]
     client.rollback(model, reason="the test is over")  # no later beat steps this canary
 
 
