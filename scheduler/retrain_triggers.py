@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from api_client.retrain_params import RetrainPolicyConfig
+from workers.monitoring.importance import drifted_importance_share
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ def check_triggers(
             f"{_num(performance.get('baseline'))} (drop {_num(performance.get('drop'))})",
             {k: performance.get(k) for k in ("metric", "value", "baseline", "drop", "n")},
         )
-    share, drifted = drifted_importance_share(check, importances)
+    share, drifted = drifted_importance_share(check.get("data_drift"), importances)
     if share is not None and share >= policy.drift_importance_share:
         fired["feature_drift"] = Trigger(
             "feature_drift",
@@ -64,31 +65,6 @@ def check_triggers(
             {"score": float(score), "status": health.get("status")},
         )
     return [fired[kind] for kind in policy.triggers if kind in fired]
-
-
-def drifted_importance_share(
-    check: Mapping[str, Any], importances: Sequence[Mapping[str, Any]]
-) -> tuple[float | None, list[str]]:
-    """The share of the importance on drifted features (None when no feature was measured),
-    and the drifted features, most important first."""
-    features = [
-        f
-        for f in ((check.get("data_drift") or {}).get("features") or [])
-        if f.get("status") != "insufficient_data"
-    ]
-    if not features:
-        return None, []
-    weight = {
-        str(item.get("feature")): max(float(item.get("mean") or 0.0), 0.0) for item in importances
-    }
-    drifted = sorted(
-        (str(f["name"]) for f in features if f.get("drifted")),
-        key=lambda name: -weight.get(name, 0.0),
-    )
-    total = sum(weight.get(str(f["name"]), 0.0) for f in features)
-    if total <= 0:
-        return len(drifted) / len(features), drifted
-    return sum(weight.get(name, 0.0) for name in drifted) / total, drifted
 
 
 def _num(value: Any) -> str:

@@ -27,7 +27,7 @@ from scheduler.retraining import (
     retrain_view,
     trigger_retrain,
 )
-from scheduler.sweeps import SWEEP_RETRIES, retry_sweep
+from scheduler.sweeps import SWEEP_RETRIES, claim_sweep
 from storage.alerts import AlertRepository
 from storage.db import transaction
 from storage.errors import DatabaseUnavailable
@@ -36,7 +36,6 @@ from storage.model_versions import ModelVersionRepository
 from storage.models import Job, utcnow
 from storage.monitoring import MonitoringRepository
 from storage.retrains import RetrainRepository
-from storage.sweeps import claim_period, period_of
 from workers.control.replies import parse_request, refused, reply
 from workers.deployment.errors import ScoringError
 from workers.deployment.resolve import require_model
@@ -98,15 +97,10 @@ def sweep_retraining(
     deliveries whose next attempt is long overdue."""
     runtime = runtime_for(self.app)
     interval = interval_s or runtime.settings.retrain_interval_s
-    now = utcnow()
-    period = period if period is not None else period_of(now, interval)
-    try:
-        with transaction(runtime.sessions) as session:
-            if not claim_period(session, RETRAINING, period, now):
-                return {"period": period, "claimed": False}
-            work = _sweep_work(session, now)
-    except DatabaseUnavailable as exc:
-        raise retry_sweep(self, exc, interval, period) from exc
+    claim = claim_sweep(self, RETRAINING, interval, period, _sweep_work)
+    if not claim.claimed:
+        return {"period": claim.period, "claimed": False}
+    period, work = claim.period, claim.work
     scheduled = 0
     for model_name, policy_version, number in work.scheduled:
         try:

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from api_client.retrain_params import RetrainPolicyConfig
-from scheduler.retrain_triggers import check_triggers, drifted_importance_share
+from scheduler.retrain_triggers import check_triggers
+from workers.monitoring.importance import drifted_importance_share
 
 IMPORTANCES = [
     {"feature": "pdays", "mean": 0.05},
@@ -49,14 +50,18 @@ def check(
 
 def test_the_importance_share_of_drifted_features() -> None:
     # pdays + poutcome = 0.08 of 0.10 in total
-    share, drifted = drifted_importance_share(check(("poutcome", "pdays")), IMPORTANCES)
+    share, drifted = drifted_importance_share(
+        check(("poutcome", "pdays"))["data_drift"], IMPORTANCES
+    )
     assert share == pytest.approx(0.8, abs=1e-12) and drifted == ["pdays", "poutcome"]
     # without importances every feature counts alike: 1 of 4
-    assert drifted_importance_share(check(("age",)), []) == (0.25, ["age"])
+    assert drifted_importance_share(check(("age",))["data_drift"], []) == (0.25, ["age"])
     # unmeasured features are out of the denominator: age of (pdays, poutcome, age) = 0.01/0.09
-    share, _ = drifted_importance_share(check(("age",), insufficient=("balance",)), IMPORTANCES)
+    share, _ = drifted_importance_share(
+        check(("age",), insufficient=("balance",))["data_drift"], IMPORTANCES
+    )
     assert abs(share - 0.01 / 0.09) < 1e-12  # type: ignore[operator]
-    assert drifted_importance_share({"data_drift": None}, IMPORTANCES) == (None, [])
+    assert drifted_importance_share(None, IMPORTANCES) == (None, [])
 
 
 def test_each_trigger_fires_on_its_finding_in_the_policy_order() -> None:

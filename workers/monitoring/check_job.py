@@ -38,12 +38,12 @@ from workers.monitoring.check_inputs import (
     pipeline_of,
 )
 from workers.monitoring.drift import (
-    DataDrift,
     data_drift,
     prediction_drift,
     prepare_reference,
 )
 from workers.monitoring.health import HealthInputs, HealthThresholds, health_score
+from workers.monitoring.importance import drifted_importance_share
 from workers.monitoring.live_quality import live_quality
 from workers.monitoring.performance import PerformanceCheck, performance_check
 from workers.monitoring.report_html import render_check_report
@@ -166,6 +166,7 @@ def compute_check(
     if reference.prepared is None:  # sorted and binned once per cached reference
         reference.prepared = prepare_reference(reference.frame, kinds=kinds)
     drift = data_drift(reference.prepared, current.frame) if len(current.frame) else None
+    drift_json = drift.to_json() if drift is not None else None
     scored = np.isfinite(current.scores).any() and np.isfinite(reference.scores).any()
     predictions = prediction_drift(reference.scores, current.scores) if scored else None
     performance = _performance(version, current, params)
@@ -178,7 +179,9 @@ def compute_check(
             if performance is not None and performance.status in ("ok", "drifted")
             else None,
             performance_drifted=performance is not None and performance.status == "drifted",
-            drifted_importance_share=_drifted_importance(version, drift),
+            drifted_importance_share=drifted_importance_share(
+                drift_json, version.row.importances or []
+            )[0],
             prediction_psi=predictions.psi if predictions is not None else None,
             prediction_drifted=predictions is not None and predictions.drifted,
             quality_findings=findings,
@@ -214,7 +217,7 @@ def compute_check(
             "labelled_rows": len(current.y_true),
         },
         "health": health_view,
-        "data_drift": drift.to_json() if drift is not None else None,
+        "data_drift": drift_json,
         "prediction_drift": predictions.to_json() if predictions is not None else None,
         "performance": performance.to_json() if performance is not None else None,
         "quality": [_finding(finding) for finding in findings],
@@ -258,24 +261,6 @@ def _performance(
         accuracy_drop=params.thresholds.accuracy_drop,
         threshold=version.serving.threshold,
     )
-
-
-def _drifted_importance(version: CheckedVersion, drift: DataDrift | None) -> float | None:
-    """The share of the version's permutation importance that sits on drifted features
-    (every feature counts alike when the version has no importances)."""
-    if drift is None:
-        return None
-    measured = [f for f in drift.features if f.status != "insufficient_data"]
-    if not measured:
-        return None
-    weight = {
-        str(item.get("feature")): max(float(item.get("mean") or 0.0), 0.0)
-        for item in version.row.importances or []
-    }
-    total = sum(weight.get(f.name, 0.0) for f in measured)
-    if total <= 0:
-        return sum(f.drifted for f in measured) / len(measured)
-    return sum(weight.get(f.name, 0.0) for f in measured if f.drifted) / total
 
 
 def _error_rate(current: Current) -> float | None:
