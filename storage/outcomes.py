@@ -138,8 +138,18 @@ class OutcomeRepository:
     def window(self, model_name: str, start: datetime, end: datetime) -> pd.DataFrame:
         """Outcomes observed in [start, end): prediction_id or routing_key (the other is
         None), value, label, observed_at, recorded_at, writes."""
-        found = self.session.scalars(
-            select(Outcome)
+        # Plain rows, not ORM objects: a window can hold hundreds of thousands of outcomes
+        # (24k objects took 1.1 s, the rows 0.1 s).
+        found = self.session.execute(
+            select(
+                Outcome.subject_kind,
+                Outcome.subject,
+                Outcome.value,
+                Outcome.label,
+                Outcome.observed_at,
+                Outcome.recorded_at,
+                Outcome.writes,
+            )
             .where(
                 Outcome.model_name == model_name,
                 Outcome.observed_at >= start,
@@ -150,15 +160,11 @@ class OutcomeRepository:
         frame = pd.DataFrame(
             [
                 (
-                    o.subject if o.subject_kind == BY_PREDICTION else None,
-                    o.subject if o.subject_kind == BY_KEY else None,
-                    o.value,
-                    o.label,
-                    o.observed_at,
-                    o.recorded_at,
-                    o.writes,
+                    subject if kind == BY_PREDICTION else None,
+                    subject if kind == BY_KEY else None,
+                    *rest,
                 )
-                for o in found
+                for kind, subject, *rest in found
             ],
             columns=OUTCOME_COLUMNS,
         )
@@ -241,7 +247,7 @@ def join_outcomes(predictions: pd.DataFrame, outcomes: pd.DataFrame) -> pd.DataF
     An outcome by prediction id wins; otherwise a key outcome applies to each prediction
     of that key made at or before its observation (the first such observation).
     """
-    out = predictions.copy()
+    out = predictions.copy(deep=False)  # copy-on-write: the new columns are out's only
     position = pd.RangeIndex(len(out))
     value = pd.Series(float("nan"), index=position, dtype="float64")
     label = pd.Series(None, index=position, dtype="object")
@@ -250,8 +256,9 @@ def join_outcomes(predictions: pd.DataFrame, outcomes: pd.DataFrame) -> pd.DataF
     left = pd.DataFrame(
         {
             "_pos": position,
-            PREDICTION_ID: predictions[PREDICTION_ID].to_numpy(),
-            "routing_key": predictions["routing_key"].to_numpy(),
+            # .array: text stays in its (Arrow) array, no million Python strings.
+            PREDICTION_ID: predictions[PREDICTION_ID].array,
+            "routing_key": predictions["routing_key"].array,
             # .array, not .to_numpy(): a timezone-aware column would become a million
             # Timestamp objects (seconds on a 1M-row window), the array stays datetime64.
             PREDICTED_AT: pd.to_datetime(predictions[PREDICTED_AT], utc=True)
@@ -263,11 +270,13 @@ def join_outcomes(predictions: pd.DataFrame, outcomes: pd.DataFrame) -> pd.DataF
     right["observed_at"] = right["observed_at"].dt.as_unit("ns")
 
     by_id = right[right[PREDICTION_ID].notna()].drop_duplicates(PREDICTION_ID, keep="last")
-    hit = left.merge(by_id, on=PREDICTION_ID, how="inner")
-    _fill(value, label, observed, hit)
+    rest = left[left["routing_key"].notna()]
+    if len(by_id):
+        hit = left.merge(by_id, on=PREDICTION_ID, how="inner")
+        _fill(value, label, observed, hit)
+        rest = rest[~rest["_pos"].isin(hit["_pos"])]
 
     by_key = right[right["routing_key"].notna()].sort_values("observed_at")
-    rest = left[~left["_pos"].isin(hit["_pos"]) & left["routing_key"].notna()]
     if len(by_key) and len(rest):
         matched = pd.merge_asof(
             rest.sort_values(PREDICTED_AT),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from celery import Celery, signals
@@ -75,6 +76,19 @@ def _count_compute_process(**_: Any) -> None:
     from workers.training.threads import register_process
 
     register_process()
+
+
+def load_monitoring_kernels_on_start() -> None:
+    """Each pool process of a worker that serves the monitoring queue loads the drift
+    kernels as it starts, in a thread: in the background, because a pool process must
+    report itself up within Celery's 4 s and a compile in a fresh checkout can take 2 s."""
+    signals.worker_process_init.connect(_load_monitoring_kernels, weak=False)
+
+
+def _load_monitoring_kernels(**_: Any) -> None:
+    from workers.monitoring.drift_numeric import load_kernels
+
+    threading.Thread(target=load_kernels, name="load-drift-kernels", daemon=True).start()
 
 
 def _install_logging(settings: Settings) -> None:

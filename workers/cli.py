@@ -189,8 +189,10 @@ def worker(
     argv = ["worker", "-Q", ",".join(selected), "--loglevel", settings.log_level, "-n", node]
     if concurrency:
         argv += ["-c", str(concurrency)]
-    from workers.celery_app import create_app
+    from workers.celery_app import create_app, load_monitoring_kernels_on_start
 
+    if "monitoring" in selected:
+        load_monitoring_kernels_on_start()
     if control is not None:
         _stop_with_worker(control)
     try:

@@ -108,6 +108,23 @@ def test_a_write_across_an_hour_makes_two_files_and_a_window_reads_exactly_its_r
     assert subset["score"].tolist() == pytest.approx([0.2, 0.4, 0.1, 0.3, 0.5])
 
 
+def test_overlapping_batches_read_in_time_order_or_file_by_file_unordered(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    log = PredictionLog(str(tmp_path / "log"))
+    write(sessions, log, frame([5, 20, 40], ["a", "b", "c"]), "first")
+    write(sessions, log, frame([10, 30], ["d", "e"]), "second")  # same hour, interleaved
+    with transaction(sessions) as session:
+        ordered = log.read(session, "churn", at(0), at(60))
+        unordered = log.read(session, "churn", at(0), at(60), ordered=False)
+        tail = log.read(session, "churn", at(15), at(60), ["routing_key"], ordered=False)
+    assert ordered["routing_key"].tolist() == ["a", "d", "b", "e", "c"]
+    # Unsorted: the files by first time, each file's rows in time order.
+    assert unordered["routing_key"].tolist() == ["a", "b", "c", "d", "e"]
+    assert unordered.columns.tolist() == ordered.columns.tolist()
+    assert tail["routing_key"].tolist() == ["b", "c", "e"]
+
+
 def test_versions_with_different_features_read_together_with_nulls(
     sessions: sessionmaker[Session], tmp_path: Path
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,7 @@ from workers.monitoring.drift import (
 from workers.monitoring.drift_categorical import OTHER, UNSEEN
 from workers.monitoring.drift_numeric import (
     KS_MAX_EXACT_N,
+    ks_p_value,
     ks_wasserstein,
     psi_edges_sorted,
     quantiles_sorted,
@@ -412,3 +414,34 @@ def test_a_prepared_reference_refuses_other_bins_or_caps() -> None:
     prepared = prepare_reference(frame)
     with pytest.raises(ValueError, match="prepared"):
         data_drift(prepared, frame, thresholds=DriftThresholds(max_levels=10))
+
+
+def test_a_monitoring_process_loads_the_kernels_in_the_background_as_it_starts() -> None:
+    from workers.celery_app import _load_monitoring_kernels
+    from workers.monitoring import drift_numeric
+
+    _load_monitoring_kernels()  # what worker_process_init calls in a monitoring pool process
+    (loading,) = [t for t in threading.enumerate() if t.name == "load-drift-kernels"]
+    assert loading.daemon
+    loading.join(timeout=120)
+    assert not loading.is_alive()
+    assert drift_numeric._sorted_finite_padded.signatures
+    assert drift_numeric._ks_wasserstein.signatures
+
+
+def test_exact_ks_of_equal_sizes_is_scipys_to_the_last_bit() -> None:
+    from scipy.stats._stats_py import _compute_prob_outside_square
+
+    from workers.monitoring.drift_numeric import _prob_outside_square
+
+    for n, h in [(1, 1), (10, 3), (37, 1), (37, 36), (1000, 17), (10_000, 150), (10_000, 9_999)]:
+        assert _prob_outside_square(n, h) == _compute_prob_outside_square(n, h)
+    rng = np.random.default_rng(11)
+    for n, shift in [(30, 0.0), (500, 0.3), (10_000, 0.02), (10_000, 0.5)]:
+        ref = np.sort(rng.normal(0, 1, n))
+        cur = np.sort(np.round(rng.normal(shift, 1, n), 1))  # ties too
+        d, _ = ks_wasserstein(ref, cur)
+        expected = stats.ks_2samp(ref, cur)
+        assert ks_p_value(d, ref, cur) == pytest.approx(
+            (expected.statistic, expected.pvalue), rel=1e-12, abs=1e-300
+        )

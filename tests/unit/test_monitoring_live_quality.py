@@ -132,6 +132,27 @@ def test_out_of_range_low_and_medium_with_sides() -> None:
     assert medium.severity == "MEDIUM" and medium.numbers["share"] == pytest.approx(0.05)
 
 
+@pytest.mark.parametrize(
+    ("dtype", "missing"),
+    [("int64", 0), ("int32", 0), ("float32", 4), ("Int64", 3), ("Float64", 4), ("object", 4)],
+)
+def test_out_of_range_counts_the_same_whatever_the_number_type(dtype: str, missing: int) -> None:
+    # 3 below 10, 2 above 99; `missing` of the 60s missing (one of them +inf when it can be).
+    values: list[object] = [5, 7, 9, 10, 50, 99, 100, 120, *([60] * 92)]
+    gaps: list[object] = [np.inf, None, None, None] if missing == 4 else [None] * missing
+    values[10 : 10 + missing] = gaps
+    amount = pd.Series(values, dtype=dtype)
+    found = only(live_quality(reference(), window(amount=amount)), "out_of_range")
+    assert {k: found.numbers[k] for k in ("count", "below", "above", "min", "max")} == {
+        "count": 5,
+        "below": 3,
+        "above": 2,
+        "min": 5.0,
+        "max": 120.0,
+    }
+    assert found.numbers["share"] == pytest.approx(5 / (100 - missing))
+
+
 def test_text_in_a_numeric_feature_is_a_type_change_by_share() -> None:
     amount = np.linspace(10, 99, 100).astype(object)
     amount[:3] = "n/a"  # 3%: LOW

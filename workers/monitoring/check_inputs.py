@@ -156,16 +156,20 @@ def load_logged_window(
         *[f"{FEATURE_PREFIX}{name}" for name in version.inputs],
     ]
     services.log_buffer.flush()
+    latest = params.window_rows
     with ctx.session() as session:
-        logged = services.log_store.read(session, version.serving.model_name, start, now, columns)
+        # Only "the latest N rows" needs time order; the statistics do not.
+        logged = services.log_store.read(
+            session, version.serving.model_name, start, now, columns, ordered=latest is not None
+        )
         outcomes = OutcomeRepository(session, services.log_store).window(
             version.serving.model_name, start, now + _OUTCOME_SLACK
         )
-    logged = logged[logged[VERSION_ID] == version.serving.id]
-    if params.window_rows is not None and len(logged) > params.window_rows:
-        logged = logged.iloc[-params.window_rows :]
-    failed = logged[ERROR].notna()
-    served = logged[~failed].reset_index(drop=True)
+    logged = _rows_where(logged, logged[VERSION_ID].to_numpy() == version.serving.id)
+    if latest is not None and len(logged) > latest:
+        logged = logged.iloc[-latest:]
+    failed = logged[ERROR].notna().to_numpy()
+    served = _rows_where(logged, ~failed).reset_index(drop=True)
     # A feature no file of the window logged reads as all missing: the quality check
     # reports it (HIGH), the drift check finds no data for it.
     frame = served[[f"{FEATURE_PREFIX}{n}" for n in version.inputs]]
@@ -184,6 +188,12 @@ def load_logged_window(
         joined = join_outcomes(served, outcomes)
         _labels(current, joined, version.serving)
     return current
+
+
+def _rows_where(frame: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
+    """The rows where ``keep``; the frame itself when that is every row (a million-row
+    window of one version without errors is not copied)."""
+    return frame if bool(keep.all()) else frame[keep]
 
 
 def load_dataset_window(
@@ -226,19 +236,22 @@ def pipeline_of(ctx: JobContext, version: CheckedVersion) -> Any:
 
 def _labels(current: Current, joined: pd.DataFrame, version: ServingVersion) -> None:
     labelled, truth = recorded_truth(joined)
-    rows = joined[labelled]
+    keep = labelled.to_numpy()
     current.y_true = _as_truth(truth, version)
-    current.y_score = rows[SCORE].to_numpy(dtype=float)
-    current.y_label = rows[LABEL].to_numpy(dtype=object)
+    current.y_score = joined[SCORE].to_numpy(dtype=float)[keep]
+    current.y_label = joined[LABEL].to_numpy(dtype=object)[keep]
 
 
 def recorded_truth(joined: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     """Which rows of ``join_outcomes``' output have an outcome, and those rows' outcome (the
     value when one was recorded, else the label). Shared with training on a labelled window."""
     labelled = joined["outcome_value"].notna() | joined["outcome_label"].notna()
-    rows = joined[labelled]
-    truth = rows["outcome_value"].where(rows["outcome_value"].notna(), rows["outcome_label"])
-    return labelled, truth
+    rows = joined.loc[labelled, ["outcome_value", "outcome_label"]]  # not every column
+    value = rows["outcome_value"]
+    has_value = value.notna()
+    if has_value.all():  # numbers only: stay float rather than become objects
+        return labelled, value
+    return labelled, value.where(has_value, rows["outcome_label"])
 
 
 def _as_truth(truth: pd.Series, version: ServingVersion) -> np.ndarray:
@@ -251,9 +264,12 @@ def truth_values(truth: pd.Series, problem: str, classes: Sequence[str]) -> np.n
     number."""
     if problem == "binary":
         positive = classes[1] if len(classes) == 2 else "1"
-        numeric = pd.to_numeric(truth, errors="coerce")
-        as_label = truth.astype(str) == str(positive)
-        return np.where(numeric.notna(), numeric == 1, as_label).astype(np.int64)
+        numbers = pd.to_numeric(truth, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        ones = numbers == 1
+        labels = np.isnan(numbers)  # compared as text only where not a number
+        if labels.any():
+            ones[labels] = truth[labels].astype(str).to_numpy() == str(positive)
+        return ones.astype(np.int64)
     if problem == "regression":
         return pd.to_numeric(truth, errors="coerce").to_numpy(dtype=float)
     return truth.astype(str).to_numpy(dtype=object)

@@ -40,7 +40,8 @@ Non-finite numeric values (NaN, +-inf) and missing labels count as missing.
 Speed: the reference can be prepared once (``prepare_reference``: numeric columns sorted,
 PSI bins and scales fixed, categorical levels counted and capped) and cached by a
 monitoring worker; ``data_drift`` accepts it in place of the reference frame. Columns run
-two at a time in threads (the numeric kernels release the GIL).
+two at a time in threads (the numeric kernels release the GIL) when the window has at
+least ``PARALLEL_MIN_ROWS`` rows; one after the other below that.
 
 Prediction drift (``prediction_drift``) is the numeric path on the score distribution, as
 a single test (its adjusted p-value is its p-value).
@@ -76,6 +77,10 @@ Kind = Literal["numeric", "categorical"]
 PsiLevel = Literal["none", "moderate", "major"]
 Status = Literal["ok", "drifted", "insufficient_data"]
 DEFAULT_WORKERS = 2
+# Below this many current rows a column takes well under a millisecond and threads only
+# add hand-offs (two single-process monitoring workers sweeping 10,000-row windows ran
+# 2 threads each on 2 cores).
+PARALLEL_MIN_ROWS = 100_000
 
 
 @dataclass(frozen=True)
@@ -524,8 +529,11 @@ def data_drift(
 
     # Numeric columns first: they are the long tasks, so the two threads end together.
     order = sorted(names, key=lambda n: kinds_used[n] != "numeric")
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        results = list(pool.map(check, order))
+    if workers > 1 and len(cur_frame) >= PARALLEL_MIN_ROWS:
+        with ThreadPoolExecutor(workers) as pool:
+            results = list(pool.map(check, order))
+    else:
+        results = [check(name) for name in order]
     tested = [i for i, f in enumerate(results) if f.p_value is not None]
     adjusted = benjamini_hochberg([results[i].p_value for i in tested])  # type: ignore[misc]
     for i, p in zip(tested, adjusted, strict=True):

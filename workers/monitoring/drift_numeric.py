@@ -157,6 +157,36 @@ def _ks_wasserstein(ref: np.ndarray, cur: np.ndarray) -> tuple[float, float]:  #
     return d / scale, w / scale
 
 
+@numba.njit(nogil=True, cache=True)
+def _prob_outside_square(n: int, h: int) -> float:  # pragma: no cover - compiled
+    """P(D_{n,n} >= h / n): scipy's ``_compute_prob_outside_square`` compiled, the same
+    operations in the same order (so the same bits). scipy runs it as a Python loop of
+    about n steps: 2-3 ms per feature, a fifth of a 10,000-row check of 84 features.
+
+    P = 2 A0 (1 - A1 (1 - A2 (1 - ...))), each A_k a product of h ratios (Horner form of
+    the alternating sum of binomials, without its cancellation)."""
+    total = 0.0
+    k = n // h
+    while k >= 0:
+        p1 = 1.0
+        for j in range(h):
+            p1 = (n - k * h - j) * p1 / (n + k * h + j + 1)
+        total = p1 * (1.0 - total)
+        k -= 1
+    return 2 * total
+
+
+def load_kernels() -> None:
+    """Compile the numba kernels, or load them from numba's cache, by calling them once
+    on a few values. A monitoring worker process does it in the background as it starts
+    (``workers.celery_app``), so its first million-row check does not pay 0.3-0.5 s for
+    the cache load (about 2 s for a compile in a fresh checkout)."""
+    values = np.array([2.0, math.nan, 1.0, -3.0])
+    padded = _sorted_finite_padded(values)
+    _ks_wasserstein(padded, padded)
+    _prob_outside_square(4, 1)
+
+
 def sorted_finite_padded(values: np.ndarray) -> np.ndarray:
     """The finite values of ``values`` as float64, sorted (NaN and +-inf dropped, -0.0 made
     0.0), followed by one +inf sentinel (what the merge kernel takes)."""
@@ -202,7 +232,15 @@ def ks_p_value(d: float, ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> tupl
     so do we. The arrays are only used if scipy's private exact routine is unavailable.
     """
     n1, n2 = ref_sorted.size, cur_sorted.size
-    if max(n1, n2) <= KS_MAX_EXACT_N:
+    if n1 == n2 and n1 <= KS_MAX_EXACT_N:  # scipy's exact branch for equal sizes, compiled
+        h = int(np.round(d * n1))  # lcm(n, n) = n
+        if h == 0:
+            return 0.0, 1.0
+        prob = _prob_outside_square(n1, h)
+        if 0 <= prob <= 1:
+            return h / n1, float(prob)
+        d = h / n1  # scipy falls back to the asymptotic formula with this D
+    elif max(n1, n2) <= KS_MAX_EXACT_N:
         if _attempt_exact_2kssamp is None:  # pragma: no cover
             result = stats.ks_2samp(ref_sorted, cur_sorted)
             return float(result.statistic), float(result.pvalue)
