@@ -386,11 +386,16 @@ class Client:
         current_dataset: int | None = None,
         alias: str = "champion",
         thresholds: dict[str, float] | None = None,
+        drift_thresholds: dict[str, float] | None = None,
         idempotency_key: str | None = None,
     ) -> JobHandle:
         """Check a model now: its logged predictions of the last ``window`` ("24h", "7d",
         "90m", hours as a number, or a timedelta; at most ``rows`` of the latest), or a
         registered dataset (``current_dataset``), against the version's training data.
+        ``thresholds`` sets the health score's thresholds, ``drift_thresholds`` when a
+        feature or the score drifts (``alpha``, ``wasserstein``, ``js``, ``psi_moderate``,
+        ``psi_major``; docs/monitoring.md); keys left out keep their defaults, and a bad
+        value raises InvalidRequest before anything is sent.
         A job; its result has the drift per feature, prediction drift, performance,
         data-quality findings, the health score and the report's path."""
         params: dict[str, Any] = {
@@ -404,6 +409,8 @@ class Client:
             params["current_dataset_id"] = current_dataset
         if thresholds:
             params["thresholds"] = thresholds
+        if drift_thresholds:
+            params["drift_thresholds"] = drift_thresholds
         return self.submit("check_model", params, idempotency_key=idempotency_key)
 
     def set_check_interval(self, model_name: str, seconds: float | None) -> dict[str, Any]:

@@ -23,6 +23,26 @@ class HealthThresholdParams(StrictModel):
     drift_score: float = Field(0.1, gt=0, le=1, description="importance share on drifted features")
 
 
+class DriftThresholdParams(StrictModel):
+    """When a feature (or the score) drifts; the defaults of
+    ``workers.monitoring.drift.DriftThresholds`` (docs/monitoring.md, "Data drift")."""
+
+    alpha: float = Field(0.05, gt=0, lt=1, description="significance level of BH-adjusted p-values")
+    wasserstein: float = Field(0.1, ge=0, description="least numeric effect: Wasserstein / scale")
+    js: float = Field(0.1, ge=0, le=1, description="least categorical effect: JS distance")
+    psi_moderate: float = Field(0.1, gt=0, description="PSI from which a shift is moderate")
+    psi_major: float = Field(0.25, gt=0, description="PSI from which a shift is major")
+
+    @model_validator(mode="after")
+    def _ordered_psi_levels(self) -> DriftThresholdParams:
+        if self.psi_major < self.psi_moderate:
+            raise ValueError(
+                f"psi_major ({self.psi_major:g}) is below psi_moderate ({self.psi_moderate:g}): "
+                "give a psi_major at least as large as psi_moderate"
+            )
+        return self
+
+
 class CheckParams(StrictModel):
     """check_model: one check of a model's current window. The window is the last
     ``window_hours`` of logged predictions (at most ``window_rows`` of the latest), or a
@@ -34,6 +54,7 @@ class CheckParams(StrictModel):
     window_rows: int | None = Field(None, ge=1, le=MAX_WINDOW_ROWS)
     current_dataset_id: int | None = Field(None, ge=1)
     thresholds: HealthThresholdParams = Field(default_factory=HealthThresholdParams)
+    drift_thresholds: DriftThresholdParams = Field(default_factory=DriftThresholdParams)
 
     @model_validator(mode="after")
     def _one_window(self) -> CheckParams:

@@ -12,6 +12,7 @@ import signal
 import uuid
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import psycopg
@@ -105,16 +106,28 @@ def test_a_check_of_logged_traffic_with_outcomes(
     assert len(stored) == 1 and stored[0].window_rows == len(table)
 
 
-def test_a_drifted_dataset_is_flagged_with_its_features(
-    client: Client, model: str, table: pd.DataFrame, data_root: Path
-) -> None:
+@pytest.fixture(scope="module")
+def shifted_dataset(client: Client, model: str, table: pd.DataFrame, data_root: Path) -> int:
+    """The customers with ``SHIFTED`` multiplied by 3 plus 5, registered."""
     shifted = table.copy()
     for column in SHIFTED:
         shifted[column] = shifted[column] * 3 + 5
     path = data_root / f"{model}-shifted.parquet"
     shifted.to_parquet(path, index=False)
     dataset = client.submit("ingest_dataset", {"uri": path.name, "name": path.stem}).wait(120)
-    result = client.check(model, current_dataset=dataset["dataset_id"]).wait(120, progress=False)
+    return int(dataset["dataset_id"])
+
+
+def _stored_result(sessions: sessionmaker[Session], job_id: str) -> dict[str, Any]:
+    with transaction(sessions) as session:
+        row = session.scalars(select(MonitoringCheck).where(MonitoringCheck.job_id == job_id)).one()
+        return dict(row.result)
+
+
+def test_a_drifted_dataset_is_flagged_with_its_features(
+    client: Client, model: str, table: pd.DataFrame, shifted_dataset: int
+) -> None:
+    result = client.check(model, current_dataset=shifted_dataset).wait(120, progress=False)
     assert result["window"]["source"] == "dataset" and result["window"]["rows"] == len(table)
     assert result["drifted"]
     assert set(SHIFTED) <= set(result["drifted_features"])
@@ -122,6 +135,32 @@ def test_a_drifted_dataset_is_flagged_with_its_features(
     assert result["performance"]["n"] == len(table)  # the dataset has the target column
     assert result["health"]["status"] != "healthy"
     assert any("drift" in reason for reason in result["health"]["reasons"])
+
+
+def test_a_check_decides_drift_with_its_own_thresholds(
+    client: Client, model: str, shifted_dataset: int, service_sessions: sessionmaker[Session]
+) -> None:
+    """The shifted copy drifts under the default thresholds; a check whose Wasserstein
+    threshold is above every effect the default check measured flags nothing, neither a
+    feature nor the score, and stores the thresholds it decided with."""
+    default = client.check(model, current_dataset=shifted_dataset)
+    assert default.wait(120, progress=False)["drifted"]
+    measured = _stored_result(service_sessions, default.id)
+    assert measured["data_drift"]["thresholds"]["wasserstein"] == 0.1
+    drifted = [f for f in measured["data_drift"]["features"] if f["drifted"]]
+    assert {f["kind"] for f in drifted} == {"numeric"}  # the Wasserstein threshold decides
+    assert measured["prediction_drift"]["drifted"]  # the scores moved with the features
+    effects = [f["effect"] for f in [*drifted, measured["prediction_drift"]]]
+    assert None not in effects  # no constant reference (its PSI level would decide)
+    limit = round(2 * max(effects), 3)
+    raised = client.check(
+        model, current_dataset=shifted_dataset, drift_thresholds={"wasserstein": limit}
+    )
+    result = raised.wait(120, progress=False)
+    assert not result["drifted"] and result["drifted_features"] == []
+    assert not result["prediction_drift"]["drifted"]
+    thresholds = _stored_result(service_sessions, raised.id)["data_drift"]["thresholds"]
+    assert thresholds == {**measured["data_drift"]["thresholds"], "wasserstein": limit}
 
 
 def test_a_window_without_traffic_says_no_data(client: Client, model: str) -> None:

@@ -11,6 +11,7 @@ call for a retrain (monitoring only records findings; scheduler/retraining.py de
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -38,6 +39,8 @@ from workers.monitoring.check_inputs import (
     pipeline_of,
 )
 from workers.monitoring.drift import (
+    DEFAULT_THRESHOLDS,
+    DriftThresholds,
     data_drift,
     prediction_drift,
     prepare_reference,
@@ -165,10 +168,15 @@ def compute_check(
     }
     if reference.prepared is None:  # sorted and binned once per cached reference
         reference.prepared = prepare_reference(reference.frame, kinds=kinds)
-    drift = data_drift(reference.prepared, current.frame) if len(current.frame) else None
+    limits = drift_thresholds_of(params)
+    drift = (
+        data_drift(reference.prepared, current.frame, thresholds=limits)
+        if len(current.frame)
+        else None
+    )
     drift_json = drift.to_json() if drift is not None else None
     scored = np.isfinite(current.scores).any() and np.isfinite(reference.scores).any()
-    predictions = prediction_drift(reference.scores, current.scores) if scored else None
+    predictions = prediction_drift(reference.scores, current.scores, limits) if scored else None
     performance = _performance(version, current, params)
     findings = live_quality(reference.statistics.get("features", {}), current.frame)
     usual = float(np.median(volumes)) if volumes else None
@@ -231,6 +239,12 @@ def compute_check(
         "thresholds": params.thresholds.model_dump(),
         "history": history,
     }
+
+
+def drift_thresholds_of(params: CheckParams) -> DriftThresholds:
+    """The check's decision thresholds over the default structural ones (min rows, levels,
+    PSI bins): a worker's cached prepared reference was binned and capped with those."""
+    return replace(DEFAULT_THRESHOLDS, **params.drift_thresholds.model_dump())
 
 
 def _local(ctx: JobContext, sha256: str | None) -> str | None:
