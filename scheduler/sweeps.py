@@ -48,13 +48,7 @@ def sweep_rollouts(
 ) -> dict[str, Any]:
     """``interval_s`` is beat's: the period is the tick's, whatever the worker's settings."""
     interval = interval_s or runtime_for(self.app).settings.rollout_interval_s
-    claim = claim_sweep(
-        self,
-        ROLLOUTS,
-        interval,
-        period,
-        lambda session, _: DeploymentRepository(session).active(IN_PROGRESS),
-    )
+    claim = claim_sweep(self, ROLLOUTS, interval, period, _in_progress)
     if not claim.claimed:
         return {"period": claim.period, "claimed": False, "evaluations": 0}
     period, running = claim.period, claim.work
@@ -76,13 +70,7 @@ def sweep_monitoring(
     """One check job per deployed model per period, submitted with an idempotency key made
     of the period: a duplicate sweep, or a redelivered one, finds the job already there."""
     interval = interval_s or runtime_for(self.app).settings.drift_check_interval
-    claim = claim_sweep(
-        self,
-        MONITORING,
-        interval,
-        period,
-        lambda session, _: DeploymentRepository(session).active(SERVING),
-    )
+    claim = claim_sweep(self, MONITORING, interval, period, _serving)
     if not claim.claimed:
         return {"period": claim.period, "claimed": False, "checks": 0}
     period, now, deployed = claim.period, claim.now, claim.work
