@@ -56,16 +56,23 @@ def datasets_of(sessions: sessionmaker[Session], job_id: str) -> list[Dataset]:
 def running_peak(
     sessions: sessionmaker[Session], job_ids: list[str], timeout: float = 600
 ) -> tuple[list[Job], int]:
-    """Poll the jobs until they end: their final rows and the most RUNNING at once."""
-    peak, jobs = 0, []
+    """Poll the jobs until they end: their final rows and the most RUNNING at once.
+
+    Each poll reads every status in one statement, so one snapshot: reading the jobs one
+    query at a time could see a job still RUNNING and, a few queries later, the job that
+    took its slot already RUNNING (a peak above the limit that never happened)."""
+    peak = 0
+    ended = ("SUCCEEDED", "FAILED", "CANCELLED")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with transaction(sessions) as session:
-            jobs = [JobRepository(session).require(i) for i in job_ids]
-        peak = max(peak, sum(j.status == "RUNNING" for j in jobs))
-        if all(j.status in ("SUCCEEDED", "FAILED", "CANCELLED") for j in jobs):
+            statuses = list(session.scalars(select(Job.status).where(Job.id.in_(job_ids))))
+        peak = max(peak, statuses.count("RUNNING"))
+        if len(statuses) == len(job_ids) and all(status in ended for status in statuses):
             break
         time.sleep(0.02)
+    with transaction(sessions) as session:
+        jobs = [JobRepository(session).require(i) for i in job_ids]
     return jobs, peak
 
 
